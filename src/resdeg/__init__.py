@@ -1,0 +1,11 @@
+"""resdeg: a harness reproducing the degradation experiments of He et al. (2015)."""
+
+__version__ = "0.1.0"
+
+
+class ResdegError(Exception):
+    """A problem the user can fix: the message says what is wrong and how to fix it.
+
+    The entry points print it as one line and exit with a non-zero status instead of a
+    traceback; nothing is recorded as complete.
+    """

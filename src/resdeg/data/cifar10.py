@@ -1,0 +1,173 @@
+"""CIFAR-10 LightningDataModule with the paper's preprocessing (Section 4.2).
+
+- per-pixel mean subtraction: the mean *image* of the training images is subtracted
+  from every image ("per-pixel mean subtracted"); no division by a standard deviation;
+- training augmentation: 4-pixel zero padding, random 32x32 crop, horizontal flip;
+- test: "the single view of the original 32x32 image";
+- the 45k/5k train/val split the paper chose its schedule on, or all 50k for final runs.
+
+Two training pipelines give the same distribution of crops and flips:
+- ``loader=tensor`` (default): the whole training set is one tensor (on the training
+  device when ``on_device`` allows), and batches are gathered, cropped and flipped
+  batch-wise; no per-image Python work;
+- ``loader=torchvision``: the conventional per-image transform pipeline in DataLoader workers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler, TensorDataset
+
+from resdeg import ResdegError
+from resdeg.data.augment import pad_crop_flip
+from resdeg.data.cifar10_files import load_cifar10
+
+LOADERS = ("tensor", "torchvision")
+
+
+class BatchwiseAugmented(Dataset):
+    """Indexed by a *list* of indices (from a BatchSampler): returns one augmented batch."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, augment: bool, padding: int, seed: int):
+        self.images, self.labels, self.augment, self.padding = images, labels, augment, padding
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, indices):
+        index = torch.as_tensor(indices, device=self.images.device)
+        x, y = self.images[index], self.labels[index]
+        if self.augment:
+            x = pad_crop_flip(x, self.padding, self.generator)
+        return x, y
+
+
+class PerImageAugmented(Dataset):
+    """The conventional pipeline: torchvision transforms applied image by image."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, padding: int):
+        from torchvision.transforms import v2
+
+        self.images, self.labels = images, labels
+        self.transform = v2.Compose([v2.RandomCrop(32, padding=padding), v2.RandomHorizontalFlip()])
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return self.transform(self.images[i]), self.labels[i]
+
+
+class CIFAR10DataModule(pl.LightningDataModule):
+    def __init__(
+        self,
+        root: str,
+        name: str = "cifar10",
+        download: bool = False,
+        val_size: int = 0,
+        split_seed: int = 0,
+        batch_size: int = 128,
+        eval_batch_size: int = 1000,
+        augment: bool = True,
+        padding: int = 4,
+        loader: str = "tensor",
+        on_device: bool = True,
+        num_workers: int = 0,
+        seed: int = 0,
+    ):
+        super().__init__()
+        if loader not in LOADERS:
+            raise ResdegError(f"unknown data.loader {loader!r}: choose one of {', '.join(LOADERS)}")
+        if not 0 <= val_size < 50000:
+            raise ResdegError(f"data.val_size={val_size} must be in [0, 50000): 5000 is the paper's 45k/5k split")
+        self.root, self.name, self.download = root, name, download
+        self.val_size, self.split_seed = val_size, split_seed
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.augment, self.padding, self.loader = augment, padding, loader
+        self.on_device, self.num_workers, self.seed = on_device, num_workers, seed
+        self.mean_image: torch.Tensor | None = None
+
+    def prepare_data(self) -> None:
+        # Fail before any model is built when the data is missing or corrupt.
+        if not self._loaded():
+            self._arrays = load_cifar10(self.root, self.download)
+
+    def _loaded(self) -> bool:
+        return getattr(self, "_arrays", None) is not None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.mean_image is not None:
+            return
+        arrays = self._arrays if self._loaded() else load_cifar10(self.root, self.download)
+        images = torch.from_numpy(arrays.train_images)
+        labels = torch.from_numpy(arrays.train_labels)
+        if self.val_size:
+            # a fixed split (split_seed), the same for every run of a sweep
+            order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.split_seed))
+            val_idx, train_idx = order[: self.val_size], order[self.val_size :]
+            val_images, val_labels = images[val_idx], labels[val_idx]
+            images, labels = images[train_idx], labels[train_idx]
+        train = images.float().div_(255)
+        # per-pixel mean subtraction: the mean image over the training images actually used
+        self.mean_image = train.mean(dim=0)
+        device = self._device()
+        self.train_images = train.sub_(self.mean_image).to(device)
+        self.train_labels = labels.to(device)
+        self.eval_sets = {"test": self._normalised(arrays.test_images, arrays.test_labels, device)}
+        if self.val_size:
+            self.eval_sets["val"] = (self._normalise(val_images).to(device), val_labels.to(device))
+        self._arrays = None  # the uint8 copies are no longer needed
+
+    def _normalise(self, images: torch.Tensor) -> torch.Tensor:
+        return images.float().div_(255).sub_(self.mean_image)
+
+    def _normalised(self, images: np.ndarray, labels: np.ndarray, device) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._normalise(torch.from_numpy(images)).to(device), torch.from_numpy(labels).to(device)
+
+    def _device(self) -> torch.device:
+        """The training device when the tensor pipeline may live there, else the CPU."""
+        if self.loader == "tensor" and self.on_device and self.trainer is not None:
+            return self.trainer.strategy.root_device
+        return torch.device("cpu")
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return len(self.train_labels) // self.batch_size
+
+    def train_dataloader(self) -> DataLoader:
+        if self.loader == "tensor":
+            dataset = BatchwiseAugmented(self.train_images, self.train_labels, self.augment, self.padding, self.seed)
+            sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(self.seed))
+            # drop_last: every iteration sees exactly batch_size images, as the paper's
+            batches = BatchSampler(sampler, self.batch_size, drop_last=True)
+            return DataLoader(dataset, sampler=batches, batch_size=None, num_workers=0)
+        dataset = PerImageAugmented(self.train_images, self.train_labels, self.padding) if self.augment else TensorDataset(
+            self.train_images, self.train_labels
+        )
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=True,
+            drop_last=True,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            generator=torch.Generator().manual_seed(self.seed),
+        )
+
+    def val_dataloader(self) -> list[DataLoader]:
+        """The evaluation sets, in the order of ``eval_split_names``: test, then val if split."""
+        return [self._eval_loader(*self.eval_sets[name]) for name in self.eval_split_names]
+
+    @property
+    def eval_split_names(self) -> list[str]:
+        return ["test"] + (["val"] if self.val_size else [])
+
+    def _eval_loader(self, images: torch.Tensor, labels: torch.Tensor) -> DataLoader:
+        dataset = BatchwiseAugmented(images, labels, augment=False, padding=0, seed=0)
+        batches = BatchSampler(SequentialSampler(dataset), self.eval_batch_size, drop_last=False)
+        return DataLoader(dataset, sampler=batches, batch_size=None, num_workers=0)

@@ -1,0 +1,29 @@
+"""Plain and residual networks of the paper, with shortcut options A, B and C."""
+
+from resdeg.models.cifar import CifarNet
+from resdeg.models.shortcuts import SHORTCUT_OPTIONS, make_shortcut
+
+__all__ = ["CifarNet", "SHORTCUT_OPTIONS", "make_shortcut", "count_parameters", "multiply_adds"]
+
+
+def count_parameters(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def multiply_adds(model, input_size) -> int:
+    """Multiply-adds of one forward pass on one image, as the paper counts FLOPs.
+
+    torch.utils.flop_counter counts 2 FLOPs per multiply-add of convolutions and linear
+    layers; the paper's "FLOPs" are multiply-adds, hence the halving.
+    """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    param = next(model.parameters())
+    x = torch.zeros(1, *input_size, device=param.device, dtype=param.dtype)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    model.train(was_training)
+    return counter.get_total_flops() // 2

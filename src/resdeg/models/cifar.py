@@ -1,0 +1,88 @@
+"""The CIFAR-10 networks of Section 4.2 of the paper (depth 6n+2).
+
+"The first layer is 3x3 convolutions. Then we use a stack of 6n layers with 3x3
+convolutions on the feature maps of sizes {32, 16, 8} respectively, with 2n layers for
+each feature map size. The numbers of filters are {16, 32, 64} respectively. The
+subsampling is performed by convolutions with a stride of 2. The network ends with a
+global average pooling, a 10-way fully-connected layer, and softmax."
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from resdeg import ResdegError
+from resdeg.models.blocks import BasicBlock, conv3x3
+from resdeg.models.shortcuts import SHORTCUT_OPTIONS, make_shortcut
+
+ARCHS = ("plain", "residual")
+PAPER_DEPTHS = (20, 32, 44, 56, 110, 1202)
+STAGE_WIDTHS = (16, 32, 64)
+
+
+def blocks_per_stage(depth: int) -> int:
+    """n in depth = 6n + 2; refuses depths the paper's recipe cannot build."""
+    if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
+        raise ResdegError(
+            f"unknown CIFAR depth {depth!r}: the depth must be 6n+2 with n >= 1; the paper uses "
+            f"{', '.join(map(str, PAPER_DEPTHS))} (e.g. model.depth=56)"
+        )
+    return (depth - 2) // 6
+
+
+def check_arch(arch: str) -> None:
+    if arch not in ARCHS:
+        raise ResdegError(f"unknown arch {arch!r}: choose one of {', '.join(ARCHS)} (e.g. model.arch=plain)")
+
+
+def he_init(model: nn.Module) -> None:
+    """He et al. 2015 ("Delving deep into rectifiers") for convolutions; BN starts at identity.
+
+    fan_out as in the authors' Torch code and torchvision. The FC layer keeps PyTorch's default.
+    """
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+class CifarNet(nn.Module):
+    """Plain or residual CIFAR-10 network of depth 6n+2.
+
+    arch: "plain" (no shortcuts) or "residual"; shortcut: option "A" (the paper's CIFAR
+    choice, parameter-free), "B" or "C" (see ``resdeg.models.shortcuts``).
+    """
+
+    def __init__(self, arch: str = "residual", depth: int = 20, shortcut: str = "A", num_classes: int = 10):
+        super().__init__()
+        check_arch(arch)
+        n = blocks_per_stage(depth)
+        if shortcut not in SHORTCUT_OPTIONS:
+            make_shortcut(shortcut, 1, 1, 1)  # raises the listing message
+        self.arch, self.depth, self.shortcut_option = arch, depth, shortcut
+
+        self.stem = nn.Sequential(conv3x3(3, STAGE_WIDTHS[0]), nn.BatchNorm2d(STAGE_WIDTHS[0]), nn.ReLU(inplace=True))
+        stages = []
+        in_channels = STAGE_WIDTHS[0]
+        for stage_index, width in enumerate(STAGE_WIDTHS):
+            blocks = []
+            for block_index in range(n):
+                # the first block of stages 2 and 3 halves the map with a stride-2 convolution
+                stride = 2 if stage_index > 0 and block_index == 0 else 1
+                shortcut_module = (
+                    make_shortcut(shortcut, in_channels, width, stride) if arch == "residual" else None
+                )
+                blocks.append(BasicBlock(in_channels, width, stride, shortcut_module))
+                in_channels = width
+            stages.append(nn.Sequential(*blocks))
+        self.stages = nn.Sequential(*stages)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(in_channels, num_classes)
+        he_init(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stages(self.stem(x))
+        return self.fc(torch.flatten(self.pool(x), 1))

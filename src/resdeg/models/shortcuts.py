@@ -1,0 +1,75 @@
+"""The three shortcut options of Section 3.3 of the paper.
+
+"The identity shortcuts (Eqn.(1)) can be directly used when the input and output are of
+the same dimensions. When the dimensions increase, we consider two options:
+(A) The shortcut still performs identity mapping, with extra zero entries padded for
+increasing dimensions. This option introduces no extra parameter;
+(B) The projection shortcut in Eqn.(2) is used to match dimensions (done by 1x1
+convolutions). For both options, when the shortcuts go across feature maps of two sizes,
+they are performed with a stride of 2."
+Section 4.1 adds option (C): "all shortcuts are projections".
+
+A plain network is the same stack of blocks with no shortcut at all (``shortcut=None``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from resdeg import ResdegError
+
+SHORTCUT_OPTIONS = ("A", "B", "C")
+
+
+class ZeroPadShortcut(nn.Module):
+    """Option A: identity, subsampled by stride 2, with zero-padded extra channels.
+
+    Parameter-free, so a residual net with option A has exactly the parameters of its
+    plain counterpart (the paper's CIFAR-10 comparison relies on this).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int):
+        super().__init__()
+        if out_channels < in_channels:
+            raise ValueError("option A can only increase the number of channels")
+        self.extra_channels = out_channels - in_channels
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride > 1:
+            x = x[:, :, :: self.stride, :: self.stride]
+        if self.extra_channels:
+            # F.pad pads the last dims first: (W_left, W_right, H_top, H_bottom, C_front, C_back)
+            x = F.pad(x, (0, 0, 0, 0, 0, self.extra_channels))
+        return x
+
+
+class ProjectionShortcut(nn.Sequential):
+    """Eqn. (2): a 1x1 convolution (with stride where the map shrinks) followed by BN.
+
+    BN after the projection follows the paper's "BN right after each convolution" and
+    matches torchvision's ``downsample`` (so option-B ResNet-18/34 equal torchvision's).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int):
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False),
+            nn.BatchNorm2d(out_channels),
+        )
+
+
+def make_shortcut(option: str, in_channels: int, out_channels: int, stride: int) -> nn.Module:
+    """The shortcut of one residual block under option A, B or C."""
+    if option not in SHORTCUT_OPTIONS:
+        raise ResdegError(
+            f"unknown shortcut option {option!r}: choose one of {', '.join(SHORTCUT_OPTIONS)} "
+            "(e.g. model.shortcut=A)"
+        )
+    dimensions_change = stride != 1 or in_channels != out_channels
+    if option == "C" or (option == "B" and dimensions_change):
+        return ProjectionShortcut(in_channels, out_channels, stride)
+    if option == "A" and dimensions_change:
+        return ZeroPadShortcut(in_channels, out_channels, stride)
+    return nn.Identity()

@@ -1,0 +1,162 @@
+"""Hydra entry point: one training run, or one job of a multirun sweep.
+
+    python -m resdeg.train model.arch=plain model.depth=56 protocol=cifar_quick
+    python -m resdeg.train -m experiment=degradation_cifar protocol=cifar_quick
+
+Each run writes its record under ``results/runs/<dataset>-<protocol>/<run_id>/`` as it goes
+(see resdeg.training.recorder); checkpoints and Hydra output go under ``experiments/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import hydra
+from hydra.errors import InstantiationException
+from omegaconf import DictConfig, OmegaConf
+
+from resdeg import ResdegError
+
+log = logging.getLogger("resdeg")
+
+# The parts of the config that change what a run computes; two runs with equal values are
+# the same experiment and share a run id. Paths, loader choice and logging do not count.
+IDENTITY_DATA_KEYS = ("name", "val_size", "split_seed", "augment", "padding", "batch_size")
+
+
+def run_identity(cfg: DictConfig) -> dict:
+    model = cfg.model
+    name = f"plain-{model.depth}" if model.arch == "plain" else f"resnet-{model.depth}-{model.shortcut}"
+    fingerprint = {
+        "model": OmegaConf.to_container(model, resolve=True),
+        "protocol": OmegaConf.to_container(cfg.protocol, resolve=True),
+        "data": {k: cfg.data.get(k) for k in IDENTITY_DATA_KEYS},
+        "seed": cfg.seed,
+        "precision": str(cfg.trainer.get("precision")),
+    }
+    digest = hashlib.sha1(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:8]
+    return {
+        "run_id": f"{name}_seed{cfg.seed}_{digest}",
+        "name": name,
+        "group": f"{cfg.data.name}-{cfg.protocol.name}",
+        "dataset": cfg.data.name,
+        "arch": model.arch,
+        "depth": int(model.depth),
+        "shortcut": model.shortcut,
+        "protocol": cfg.protocol.name,
+        "seed": int(cfg.seed),
+        "config_hash": digest,
+    }
+
+
+def instantiate(node, **kwargs):
+    """hydra.utils.instantiate, re-raising our own errors unwrapped (one clear message)."""
+    try:
+        return hydra.utils.instantiate(node, **kwargs)
+    except InstantiationException as exc:
+        cause = exc.__cause__
+        if isinstance(cause, ResdegError):
+            raise cause from None
+        raise
+
+
+def train(cfg: DictConfig) -> dict:
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from resdeg.models import count_parameters, multiply_adds
+    from resdeg.training.module import ClassifierModule, RunDiverged
+    from resdeg.training.progress import IterationProgressBar
+    from resdeg.training.recorder import RunRecorder, read_summary
+
+    identity = run_identity(cfg)
+    results = Path(cfg.paths.results).absolute()
+    experiments = Path(cfg.paths.experiments).absolute()
+    record_dir = results / "runs" / identity["group"] / identity["run_id"]
+    checkpoint_dir = experiments / "checkpoints" / identity["group"] / identity["run_id"]
+
+    previous = read_summary(record_dir)
+    if previous and previous.get("status") == "complete" and not cfg.force:
+        log.info(f"{identity['name']}: a complete record exists at {record_dir}; skipped (force=true reruns it)")
+        return previous
+
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()  # missing or corrupt data stops here, before any record is written
+    model = instantiate(cfg.model)
+    protocol = cfg.protocol
+    module = ClassifierModule(
+        model=model,
+        schedule=instantiate(protocol.schedule),
+        optimizer_factory=instantiate(protocol.optimizer),
+        log_every=protocol.log_every,
+        eval_split_names=datamodule.eval_split_names,
+        channels_last=cfg.channels_last,
+    )
+
+    recorder = RunRecorder(record_dir, identity, OmegaConf.to_yaml(cfg, resolve=True))
+    recorder.start(
+        parameters=count_parameters(model),
+        multiply_adds=multiply_adds(model, (3, 32, 32)),
+        iterations=int(protocol.iterations),
+        iteration=0,
+        checkpoint_dir=str(checkpoint_dir),
+    )
+    loggers = [recorder]
+    if cfg.get("logger"):
+        loggers.append(instantiate(cfg.logger))
+    trainer = instantiate(
+        cfg.trainer,
+        max_steps=protocol.iterations,
+        max_epochs=-1,
+        # evaluate every eval_every iterations, across epoch boundaries
+        val_check_interval=protocol.eval_every,
+        check_val_every_n_epoch=None,
+        logger=loggers,
+        log_every_n_steps=protocol.log_every,
+        callbacks=[
+            IterationProgressBar(identity["name"]),
+            ModelCheckpoint(dirpath=checkpoint_dir, every_n_train_steps=protocol.checkpoint_every, save_last=True),
+        ],
+        default_root_dir=str(experiments),
+    )
+
+    started = time.monotonic()
+    try:
+        trainer.fit(module, datamodule=datamodule)
+        if trainer.global_step % protocol.eval_every:
+            trainer.validate(module, datamodule=datamodule, verbose=False)  # the final test error
+    except RunDiverged as exc:
+        recorder.finish("diverged", message=str(exc), diverged_at=exc.iteration)
+        log.error(f"{identity['name']}: {exc}; record: {record_dir} (status diverged)")
+        return recorder.summary
+    except BaseException as exc:
+        recorder.finish("failed", message=f"{type(exc).__name__}: {exc}")
+        raise
+    if trainer.global_step < protocol.iterations:  # Lightning stopped early (e.g. Ctrl-C)
+        recorder.finish("interrupted", message=f"stopped at iteration {trainer.global_step}")
+        raise ResdegError(f"{identity['name']} stopped at iteration {trainer.global_step}; record: {record_dir}")
+
+    last = recorder.last_metrics
+    final = {f"{key.split('/')[0]}_error": last[key] for key in ("train/error", "test/error", "val/error") if key in last}
+    recorder.finish("complete", final=final, train_seconds=round(time.monotonic() - started, 1))
+    log.info(f"{identity['name']}: complete, {final}; record: {record_dir}")
+    return recorder.summary
+
+
+@hydra.main(version_base="1.3", config_path="../../conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    try:
+        train(cfg)
+    except ResdegError as exc:
+        log.error(f"error: {exc}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

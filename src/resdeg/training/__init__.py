@@ -1,0 +1,1 @@
+"""Training: the LightningModule, the iteration-based schedule, the run recorder."""

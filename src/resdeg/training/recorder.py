@@ -1,0 +1,185 @@
+"""The run record: a self-contained folder per run under results/, written as the run goes.
+
+    results/runs/<group>/<run_id>/
+        summary.json   status (running | complete | failed | diverged | interrupted), what
+                       was trained, parameter count, multiply-adds, last and final errors,
+                       wall time, versions
+        config.yaml    the fully resolved Hydra config of the run
+        history.csv    long format: iteration, split, metric, value
+
+Every write is atomic (write a temporary file in the same folder, then rename), so a
+reader never sees a half-written file, even if the run is killed mid-write. The report
+reads only these files. The schema is documented in results/README.md.
+
+``RunRecorder`` is a Lightning logger, so the module logs once and the record, W&B and any
+other logger receive the same numbers at the same iteration.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.loggers.logger import Logger, rank_zero_experiment
+from lightning.pytorch.utilities import rank_zero_only
+
+from resdeg import ResdegError
+
+SCHEMA_VERSION = 1
+HISTORY_COLUMNS = ("iteration", "split", "metric", "value")
+STATUSES = ("running", "complete", "failed", "diverged", "interrupted")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one rename: readers see the old or the new file, never a torn one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def read_summary(folder: Path) -> dict | None:
+    """A record's summary, or None when there is none yet."""
+    path = Path(folder) / "summary.json"
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text())
+
+
+def software_versions() -> dict[str, str]:
+    import lightning
+    import torch
+
+    import resdeg
+
+    return {
+        "resdeg": resdeg.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "lightning": lightning.__version__,
+    }
+
+
+class RunRecorder(Logger):
+    """Writes one run's record under ``folder``; see the module docstring for the layout."""
+
+    def __init__(self, folder: str | Path, identity: dict[str, Any], config_yaml: str):
+        super().__init__()
+        self.folder = Path(folder)
+        self.identity = dict(identity)
+        self._config_yaml = config_yaml
+        self._rows: list[tuple[int, str, str, float]] = []
+        self._last: dict[str, float] = {}
+        self._summary: dict[str, Any] = {}
+        self._t0 = time.monotonic()
+
+    # -- Lightning logger interface -------------------------------------------------
+    @property
+    def name(self) -> str:
+        return "run_record"
+
+    @property
+    def version(self) -> str:
+        return self.identity.get("run_id", "")
+
+    @property
+    def save_dir(self) -> str:
+        return str(self.folder)
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> "RunRecorder":
+        return self
+
+    @rank_zero_only
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        pass  # the whole resolved config is written by start()
+
+    @rank_zero_only
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        """Metrics named ``split/metric`` (e.g. ``test/error``); others go under split ``train``."""
+        if step is None:
+            return
+        for key, value in metrics.items():
+            split, _, metric = key.rpartition("/")
+            row = (int(step), split or "train", metric, float(value))
+            self._rows.append(row)
+            self._last[key] = float(value)
+        self.update(iteration=int(step), last=dict(self._last))
+        self._write_history()
+
+    @property
+    def last_metrics(self) -> dict[str, float]:
+        """The latest value of each metric, keyed like ``test/error``."""
+        return dict(self._last)
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return dict(self._summary)
+
+    # -- the record's lifecycle -----------------------------------------------------
+    @rank_zero_only
+    def start(self, **fields: Any) -> None:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.folder / "config.yaml", self._config_yaml)
+        except OSError as exc:
+            raise ResdegError(
+                f"cannot write the run record in {self.folder} ({exc.strerror}); make the folder writable "
+                "or choose another with paths.results=..."
+            ) from exc
+        self._summary = {
+            "schema": SCHEMA_VERSION,
+            **self.identity,
+            "status": "running",
+            "started_at": now_iso(),
+            "versions": software_versions(),
+            "host": platform.node(),
+            **fields,
+        }
+        self._write_history()
+        self._write_summary()
+
+    @rank_zero_only
+    def update(self, **fields: Any) -> None:
+        self._summary.update(fields)
+        self._write_summary()
+
+    @rank_zero_only
+    def finish(self, status: str, **fields: Any) -> None:
+        assert status in STATUSES, status
+        self._summary.update(fields, status=status, finished_at=now_iso())
+        self._write_history()
+        self._write_summary()
+
+    def _write_summary(self) -> None:
+        if not self._summary:
+            return
+        self._summary["updated_at"] = now_iso()
+        self._summary["wall_time_s"] = round(self._summary.get("wall_time_before_s", 0.0) + time.monotonic() - self._t0, 1)
+        write_atomic(self.folder / "summary.json", json.dumps(self._summary, indent=2, sort_keys=False) + "\n")
+
+    def _write_history(self) -> None:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(HISTORY_COLUMNS)
+        writer.writerows((it, split, metric, f"{value:.6g}") for it, split, metric, value in self._rows)
+        write_atomic(self.folder / "history.csv", buffer.getvalue())

@@ -1,0 +1,74 @@
+"""Shared fixtures. The real CIFAR-10 archive is found the way users point at it: the
+RESDEG_CIFAR_ROOT environment variable (the Makefile sets it from ../shared/data when that
+copy exists). Without it, tests that need it skip with the reason; under CI (CI=true) a
+missing archive is a failure, not a skip."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _find_cifar_root() -> Path | None:
+    root = os.environ.get("RESDEG_CIFAR_ROOT")
+    if not root:
+        return None
+    root = Path(root)
+    if (root / "cifar-10-python.tar.gz").is_file() or (root / "cifar-10-batches-py").is_dir():
+        return root
+    return None
+
+
+@pytest.fixture(scope="session")
+def cifar_root() -> Path:
+    root = _find_cifar_root()
+    if root is None:
+        reason = (
+            "real CIFAR-10 not found: set RESDEG_CIFAR_ROOT to a folder holding cifar-10-python.tar.gz "
+            f"(currently {os.environ.get('RESDEG_CIFAR_ROOT')!r})"
+        )
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason + " -- under CI the real archive is required")
+        pytest.skip(reason)
+    return root
+
+
+def write_cifar_folder(folder: Path, per_class_train: int = 20, per_class_test: int = 5, seed: int = 0) -> Path:
+    """A small CIFAR-10 in the real "python version" layout (balanced classes, uint8 images).
+
+    For the loader's validation paths; training on real data uses the real archive.
+    """
+    rng = np.random.default_rng(seed)
+    batches = folder / "cifar-10-batches-py"
+    batches.mkdir(parents=True, exist_ok=True)
+    train_labels = np.repeat(np.arange(10), per_class_train)
+    rng.shuffle(train_labels)
+    for i, part in enumerate(np.array_split(train_labels, 5), start=1):
+        data = rng.integers(0, 256, (len(part), 3072), dtype=np.uint8)
+        with open(batches / f"data_batch_{i}", "wb") as f:
+            pickle.dump({"data": data, "labels": part.tolist(), "batch_label": f"batch {i}"}, f)
+    test_labels = np.repeat(np.arange(10), per_class_test)
+    with open(batches / "test_batch", "wb") as f:
+        pickle.dump({"data": rng.integers(0, 256, (len(test_labels), 3072), dtype=np.uint8), "labels": test_labels.tolist()}, f)
+    return folder
+
+
+def run_cli(*overrides: str, env: dict | None = None, cwd: Path = REPO, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run ``python -m resdeg.train`` as a user would, capturing its output."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "resdeg.train", *overrides],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
