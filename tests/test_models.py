@@ -92,7 +92,7 @@ def test_options_b_and_c():
     "kwargs,expected",
     [
         ({"depth": 21}, "6n+2"),
-        ({"depth": 50}, "20, 32, 44, 56, 110, 1202"),
+        ({"depth": 23}, "20, 32, 44, 56, 110, 1202"),
         ({"shortcut": "D"}, "A, B, C"),
         ({"arch": "dense"}, "plain, residual"),
     ],

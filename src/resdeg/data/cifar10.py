@@ -72,7 +72,7 @@ class CIFAR10DataModule(pl.LightningDataModule):
         val_size: int = 0,
         split_seed: int = 0,
         batch_size: int = 128,
-        eval_batch_size: int = 1000,
+        eval_batch_size: int = 256,
         augment: bool = True,
         padding: int = 4,
         loader: str = "tensor",
