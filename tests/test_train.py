@@ -1,0 +1,111 @@
+"""End-to-end: real CIFAR-10 training runs and sweeps through the user's entry point."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+
+from resdeg.train import train
+
+from conftest import REPO, run_cli, write_cifar_folder
+
+
+def compose_config(*overrides: str):
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def records(results: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(results.glob("runs/*/*/summary.json"))]
+
+
+def test_short_real_training_run_learns(cifar_root, tmp_path):
+    """ResNet-20, 300 iterations on real CIFAR-10: training error falls well below chance (90%)."""
+    cfg = compose_config(
+        "model.arch=residual",
+        "model.depth=20",
+        "protocol=cifar_quick",
+        "protocol.iterations=300",
+        "protocol.schedule.warmup_iterations=50",
+        "protocol.schedule.milestones=[200,250]",
+        "protocol.log_every=50",
+        "protocol.eval_every=300",
+        f"data.root={cifar_root}",
+        f"paths.results={tmp_path / 'results'}",
+        f"paths.experiments={tmp_path / 'experiments'}",
+    )
+    summary = train(cfg)
+    assert summary["status"] == "complete"
+    assert summary["final"]["train_error"] < 70.0
+    assert summary["final"]["test_error"] < 70.0
+    history = pd.read_csv(next((tmp_path / "results").glob("runs/*/*/history.csv")))
+    train_error = history.query("split == 'train' and metric == 'error'")
+    assert train_error.iteration.tolist() == [50, 100, 150, 200, 250, 300]
+    assert train_error.value.iloc[-1] < train_error.value.iloc[0] - 15
+    test_error = history.query("split == 'test' and metric == 'error'")
+    assert test_error.iteration.tolist() == [300]
+    # the checkpoint lives under experiments/, never under results/
+    assert list((tmp_path / "experiments" / "checkpoints").rglob("last.ckpt"))
+    assert not list((tmp_path / "results").rglob("*.ckpt"))
+
+
+def test_sweep_over_two_configs_writes_two_complete_records(cifar_root, tmp_path):
+    overrides = [
+        "--multirun",
+        "experiment=degradation_cifar",
+        "model.arch=plain,residual",
+        "model.depth=20",
+        "protocol=cifar_quick",
+        "protocol.iterations=6",
+        "protocol.log_every=3",
+        "protocol.eval_every=6",
+        "protocol.schedule.warmup_iterations=3",
+        "data.eval_batch_size=1000",
+        f"paths.results={tmp_path / 'results'}",
+        f"paths.experiments={tmp_path / 'experiments'}",
+    ]
+    result = run_cli(*overrides, env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    runs = records(tmp_path / "results")
+    assert sorted(r["name"] for r in runs) == ["plain-20", "resnet-20-A"]
+    assert all(r["status"] == "complete" and r["iteration"] == 6 for r in runs)
+    assert all(r["group"] == "cifar10-quick" for r in runs)
+    assert runs[0]["parameters"] == runs[1]["parameters"] == 269722
+    # Hydra's output stays under experiments/
+    assert (tmp_path / "experiments" / "hydra" / "sweeps").is_dir()
+
+    # Re-launching the same sweep skips the complete runs and changes nothing.
+    before = {p: p.read_text() for p in (tmp_path / "results").rglob("*.json")}
+    again = run_cli(*overrides, env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    assert again.returncode == 0
+    assert (again.stdout + again.stderr).count("complete record exists") == 2
+    assert {p: p.read_text() for p in (tmp_path / "results").rglob("*.json")} == before
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("model.depth=21", "depth must be 6n+2"),
+        ("model.shortcut=D", "choose one of A, B, C"),
+        ("model.arch=dense", "choose one of plain, residual"),
+        ("model.dept=20", "Could not override 'model.dept'"),
+        ("protocol=cifar_fast", "cifar_quick"),
+    ],
+)
+def test_bad_input_gives_one_clear_message_and_no_record(tmp_path, override, message):
+    data = write_cifar_folder(tmp_path / "data")
+    result = run_cli(override, f"data.root={data}", f"paths.results={tmp_path / 'results'}", f"paths.experiments={tmp_path / 'exp'}")
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert message in output
+    assert "Traceback" not in output
+    assert not list((tmp_path / "results").rglob("summary.json"))
+
+
+def test_missing_data_names_where_to_put_it(tmp_path):
+    result = run_cli(f"data.root={tmp_path / 'nothing'}", f"paths.results={tmp_path / 'results'}", f"paths.experiments={tmp_path / 'exp'}")
+    assert result.returncode == 2
+    assert "no CIFAR-10 found" in result.stdout + result.stderr and "cifar-10-python.tar.gz" in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()
