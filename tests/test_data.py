@@ -159,3 +159,35 @@ def test_missing_batch_is_refused(tmp_path):
     (folder / "data_batch_5").unlink()
     with pytest.raises(ResdegError, match="data_batch_5 is missing"):
         load_cifar10(tmp_path)
+
+
+# -- the training stream -------------------------------------------------------------------
+def make_stream(n=1000, batch_size=128, start=lambda: 0, augment=True, seed=0):
+    from resdeg.data.cifar10 import TrainBatchStream
+
+    images = torch.arange(n, dtype=torch.float32).view(n, 1, 1, 1).expand(n, 3, 32, 32).contiguous()
+    return TrainBatchStream(images, torch.arange(n), batch_size, augment, 4, seed, start)
+
+
+def test_every_image_once_per_epoch_and_full_batches():
+    stream = make_stream(n=1000, batch_size=128)
+    seen = torch.cat([stream.indices(k) for k in range(16)])  # 2048 images: two epochs and a bit
+    assert all(len(stream.indices(k)) == 128 for k in range(16))
+    assert sorted(seen[:1000].tolist()) == list(range(1000))
+    assert sorted(seen[1000:2000].tolist()) == list(range(1000))
+    assert not torch.equal(seen[:1000], seen[1000:2000])  # a new order each epoch
+
+
+def test_batches_are_a_function_of_the_iteration_only():
+    """A fresh stream started at iteration k (a resumed run) yields what an uninterrupted one did."""
+    uninterrupted = make_stream(start=lambda: 0)
+    first_epoch = list(uninterrupted)
+    resumed = list(make_stream(start=lambda: 5))
+    assert len(resumed) == len(first_epoch) - 5  # the resumed epoch ends where the original did
+    for (x, y), (rx, ry) in zip(first_epoch[5:], resumed):
+        assert torch.equal(x, rx) and torch.equal(y, ry)
+    length = len(uninterrupted)
+    later = list(make_stream(start=lambda: length + 3))
+    for k, (rx, ry) in enumerate(later, start=length + 3):
+        x, y = uninterrupted.batch(k)
+        assert torch.equal(x, rx) and torch.equal(y, ry)

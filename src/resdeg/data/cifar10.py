@@ -9,7 +9,8 @@
 Two training pipelines give the same distribution of crops and flips:
 - ``loader=tensor`` (default): the whole training set is one tensor (on the training
   device when ``on_device`` allows), and batches are gathered, cropped and flipped
-  batch-wise; no per-image Python work;
+  batch-wise; no per-image Python work; the batch of iteration k is a pure function of
+  k, which makes resuming a run exact;
 - ``loader=torchvision``: the conventional per-image transform pipeline in DataLoader workers.
 """
 
@@ -20,7 +21,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler, TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from resdeg import ResdegError
 from resdeg.data.augment import pad_crop_flip
@@ -29,22 +30,75 @@ from resdeg.data.cifar10_files import load_cifar10
 LOADERS = ("tensor", "torchvision")
 
 
-class BatchwiseAugmented(Dataset):
-    """Indexed by a *list* of indices (from a BatchSampler): returns one augmented batch."""
+class TrainBatchStream:
+    """The training batches as a pure function of the iteration number.
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, augment: bool, padding: int, seed: int):
-        self.images, self.labels, self.augment, self.padding = images, labels, augment, padding
-        self.generator = torch.Generator().manual_seed(seed)
+    The images are read as an endless sequence of random permutations of the training set
+    (permutation e seeded by (seed, e)); iteration k takes the next batch_size images of
+    that sequence, so every image appears exactly once per epoch of N images and every
+    batch is full. The crops and flips of iteration k come from a generator seeded by
+    (seed, k). Nothing depends on how many batches were drawn before: a run resumed at
+    iteration k sees exactly the batches the uninterrupted run saw from k on.
+
+    ``start_iteration`` is asked at every ``iter()``: Lightning calls it at each epoch
+    start, and on a resumed run at the iteration of the checkpoint. An epoch in Lightning's
+    sense is ``len(self)`` iterations; it only paces the loop.
+    """
+
+    def __init__(self, images, labels, batch_size: int, augment: bool, padding: int, seed: int, start_iteration):
+        self.images, self.labels = images, labels
+        self.batch_size, self.augment, self.padding, self.seed = batch_size, augment, padding, seed
+        self.start_iteration = start_iteration
+        self._permutations: dict[int, torch.Tensor] = {}
 
     def __len__(self) -> int:
-        return len(self.labels)
+        return len(self.labels) // self.batch_size
 
-    def __getitem__(self, indices):
-        index = torch.as_tensor(indices, device=self.images.device)
-        x, y = self.images[index], self.labels[index]
+    def permutation(self, epoch: int) -> torch.Tensor:
+        """The image order of epoch ``epoch``; the last two are kept (a batch can straddle two)."""
+        if epoch not in self._permutations:
+            if len(self._permutations) >= 2:
+                del self._permutations[min(self._permutations)]
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._permutations[epoch] = torch.randperm(len(self.labels), generator=generator).to(self.images.device)
+        return self._permutations[epoch]
+
+    def indices(self, iteration: int) -> torch.Tensor:
+        n = len(self.labels)
+        first, last = iteration * self.batch_size, (iteration + 1) * self.batch_size
+        epoch, offset = divmod(first, n)
+        if last <= (epoch + 1) * n:
+            return self.permutation(epoch)[offset : offset + self.batch_size]
+        head = self.permutation(epoch)[offset:]
+        return torch.cat([head, self.permutation(epoch + 1)[: self.batch_size - len(head)]])
+
+    def batch(self, iteration: int) -> tuple[torch.Tensor, torch.Tensor]:
+        index = self.indices(iteration)
+        images, labels = self.images[index], self.labels[index]
         if self.augment:
-            x = pad_crop_flip(x, self.padding, self.generator)
-        return x, y
+            generator = torch.Generator().manual_seed((self.seed << 32) + iteration)
+            images = pad_crop_flip(images, self.padding, generator)
+        return images, labels
+
+    def __iter__(self):
+        start = self.start_iteration()
+        epoch_end = (start // len(self) + 1) * len(self)
+        for iteration in range(start, epoch_end):
+            yield self.batch(iteration)
+
+
+class EvalBatches:
+    """The single, unaugmented view of an evaluation set, in fixed order."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int):
+        self.images, self.labels, self.batch_size = images, labels, batch_size
+
+    def __len__(self) -> int:
+        return -(-len(self.labels) // self.batch_size)
+
+    def __iter__(self):
+        for i in range(0, len(self.labels), self.batch_size):
+            yield self.images[i : i + self.batch_size], self.labels[i : i + self.batch_size]
 
 
 class PerImageAugmented(Dataset):
@@ -139,13 +193,15 @@ class CIFAR10DataModule(pl.LightningDataModule):
     def batches_per_epoch(self) -> int:
         return len(self.train_labels) // self.batch_size
 
-    def train_dataloader(self) -> DataLoader:
+    def _current_iteration(self) -> int:
+        return self.trainer.global_step if self.trainer is not None else 0
+
+    def train_dataloader(self):
         if self.loader == "tensor":
-            dataset = BatchwiseAugmented(self.train_images, self.train_labels, self.augment, self.padding, self.seed)
-            sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(self.seed))
-            # drop_last: every iteration sees exactly batch_size images, as the paper's
-            batches = BatchSampler(sampler, self.batch_size, drop_last=True)
-            return DataLoader(dataset, sampler=batches, batch_size=None, num_workers=0)
+            return TrainBatchStream(
+                self.train_images, self.train_labels, self.batch_size, self.augment, self.padding, self.seed,
+                start_iteration=self._current_iteration,
+            )
         dataset = PerImageAugmented(self.train_images, self.train_labels, self.padding) if self.augment else TensorDataset(
             self.train_images, self.train_labels
         )
@@ -153,21 +209,17 @@ class CIFAR10DataModule(pl.LightningDataModule):
             dataset,
             batch_size=self.batch_size,
             shuffle=True,
+            # every iteration sees exactly batch_size images, as the paper's
             drop_last=True,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             generator=torch.Generator().manual_seed(self.seed),
         )
 
-    def val_dataloader(self) -> list[DataLoader]:
+    def val_dataloader(self) -> list[EvalBatches]:
         """The evaluation sets, in the order of ``eval_split_names``: test, then val if split."""
-        return [self._eval_loader(*self.eval_sets[name]) for name in self.eval_split_names]
+        return [EvalBatches(*self.eval_sets[name], self.eval_batch_size) for name in self.eval_split_names]
 
     @property
     def eval_split_names(self) -> list[str]:
         return ["test"] + (["val"] if self.val_size else [])
-
-    def _eval_loader(self, images: torch.Tensor, labels: torch.Tensor) -> DataLoader:
-        dataset = BatchwiseAugmented(images, labels, augment=False, padding=0, seed=0)
-        batches = BatchSampler(SequentialSampler(dataset), self.eval_batch_size, drop_last=False)
-        return DataLoader(dataset, sampler=batches, batch_size=None, num_workers=0)
