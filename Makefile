@@ -28,7 +28,6 @@ export RESDEG_CIFAR_ROOT
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --upgrade pip
 	$(VENV)/bin/pip install -e '.[dev]'
 	touch $@
 
