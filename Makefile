@@ -5,6 +5,7 @@
 #   make sweep-degradation PROTOCOL=paper   the paper's 64k-iteration protocol (the default on a GPU)
 #   make train ARGS="model.arch=plain model.depth=56"   one run, any Hydra overrides
 #   make test                          the test suite (CPU, a few minutes)
+#   make bench                         training throughput table (results/bench/)
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -24,7 +25,7 @@ ARGS ?=
 RESDEG_CIFAR_ROOT ?= $(firstword $(patsubst %/cifar-10-python.tar.gz,%,$(wildcard $(CURDIR)/../shared/data/cifar-10-python.tar.gz)) $(CURDIR)/experiments/data)
 export RESDEG_CIFAR_ROOT
 
-.PHONY: setup test sweep-degradation train clean-venv
+.PHONY: setup test sweep-degradation train bench clean-venv
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +44,10 @@ sweep-degradation: setup
 	  else protocol=quick; echo "No GPU found: running the quick CPU protocol (conf/protocol/cifar_quick.yaml, about 30 min on 2 cores). PROTOCOL=paper runs the paper's 64k iterations."; fi; \
 	fi; \
 	set -x; $(PY) -m resdeg.train --multirun experiment=degradation_cifar protocol=cifar_$$protocol seed=$(SEEDS) $(ARGS)
+
+# training throughput: harness vs bare PyTorch loop vs conventional pipeline (results/bench/)
+bench: setup
+	$(PY) -m resdeg.bench $(ARGS)
 
 train: setup
 	$(PY) -m resdeg.train $(ARGS)

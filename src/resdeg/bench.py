@@ -1,0 +1,205 @@
+"""`make bench`: training throughput of the harness against a bare loop and a conventional pipeline.
+
+For each model (ResNet-20, ResNet-56, plain-56) it measures training images/s of
+  (a) harness:      the LightningModule and data module as a sweep runs them (Lightning
+                    Trainer, batch-wise tensor pipeline, run-record logging);
+  (b) bare:         a hand-written PyTorch loop, same model, batch and optimizer, on a
+                    pre-made batch already on the device (an upper bound: no data work);
+  (c) conventional: torchvision transforms on PIL images through a DataLoader with worker
+                    processes, as most public CIFAR ResNet repositories do;
+and prints one table with a/b, a/c and the projected wall time of the paper protocol
+(64k iterations), also written to results/bench/bench_<device>.csv. Warm-up iterations
+(including torch.compile's, when on) are excluded from every timing.
+
+    python -m resdeg.bench [--iterations N] [--warmup W] [overrides ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import re
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
+
+REPO = Path(__file__).resolve().parents[2]
+MODELS = (("residual", 20), ("residual", 56), ("plain", 56))
+
+
+def device_name() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def compose_cfg(arch: str, depth: int, overrides: list[str]):
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose("config", [f"model.arch={arch}", f"model.depth={depth}", *overrides])
+
+
+def build(cfg):
+    """Model, optimizer factory and schedule exactly as resdeg.train builds them."""
+    from resdeg.train import instantiate
+
+    model = instantiate(cfg.model)
+    return model, instantiate(cfg.protocol.optimizer), instantiate(cfg.protocol.schedule)
+
+
+def time_harness(cfg, warmup: int, iterations: int) -> float:
+    import lightning.pytorch as pl
+
+    from resdeg.train import instantiate
+    from resdeg.training.module import ClassifierModule
+    from resdeg.training.recorder import RunRecorder
+
+    class Stopwatch(pl.Callback):
+        def on_train_batch_start(self, trainer, *_):
+            if trainer.global_step == warmup:
+                sync()
+                self.start = time.perf_counter()
+
+        def on_train_end(self, trainer, *_):
+            sync()
+            self.seconds = time.perf_counter() - self.start
+
+    model, optimizer_factory, schedule = build(cfg)
+    datamodule = instantiate(cfg.data)
+    module = ClassifierModule(model, schedule, optimizer_factory, cfg.protocol.log_every,
+                              datamodule.eval_split_names, cfg.channels_last)
+    if cfg.get("compile"):
+        module.model = torch.compile(module.model)
+    stopwatch = Stopwatch()
+    with tempfile.TemporaryDirectory() as tmp:
+        recorder = RunRecorder(Path(tmp) / "record", {"run_id": "bench"}, "")
+        recorder.start()
+        trainer = instantiate(
+            cfg.trainer, max_steps=warmup + iterations, max_epochs=-1, limit_val_batches=0,
+            logger=[recorder], callbacks=[stopwatch], enable_checkpointing=False,
+            enable_progress_bar=False, default_root_dir=tmp,
+        )
+        trainer.fit(module, datamodule=datamodule)
+    return iterations * cfg.protocol.batch_size / stopwatch.seconds
+
+
+def time_bare(cfg, warmup: int, iterations: int) -> float:
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model, optimizer_factory, schedule = build(cfg)
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    model = model.to(device, memory_format=memory_format)
+    if cfg.get("compile"):
+        model = torch.compile(model)
+    optimizer = optimizer_factory(model.parameters(), lr=schedule.lr(0))
+    batch = cfg.protocol.batch_size
+    images = torch.randn(batch, 3, 32, 32, device=device).contiguous(memory_format=memory_format)
+    labels = torch.randint(0, 10, (batch,), device=device)
+    for i in range(warmup + iterations):
+        if i == warmup:
+            sync()
+            start = time.perf_counter()
+        loss = F.cross_entropy(model(images), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    sync()
+    return iterations * batch / (time.perf_counter() - start)
+
+
+def time_conventional(cfg, warmup: int, iterations: int, workers: int) -> float:
+    from PIL import Image
+    from torch.utils.data import DataLoader, Dataset
+    from torchvision import transforms
+
+    from resdeg.data.cifar10_files import load_cifar10
+
+    arrays = load_cifar10(cfg.data.root, cfg.data.download)
+
+    class PILCifar(Dataset):
+        def __init__(self):
+            self.images = arrays.train_images.transpose(0, 2, 3, 1)  # HWC uint8, as PIL wants
+            self.labels = arrays.train_labels
+            self.transform = transforms.Compose([
+                transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(), transforms.ToTensor(),
+                transforms.Normalize((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+            ])
+
+        def __len__(self):
+            return len(self.labels)
+
+        def __getitem__(self, i):
+            return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model, optimizer_factory, schedule = build(cfg)
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    model = model.to(device, memory_format=memory_format)
+    optimizer = optimizer_factory(model.parameters(), lr=schedule.lr(0))
+    loader = DataLoader(PILCifar(), batch_size=cfg.protocol.batch_size, shuffle=True, drop_last=True,
+                        num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=workers > 0)
+    batches = iter(loader)
+    for i in range(warmup + iterations):
+        if i == warmup:
+            sync()
+            start = time.perf_counter()
+        images, labels = next(batches)
+        images = images.to(device, non_blocking=True).contiguous(memory_format=memory_format)
+        loss = F.cross_entropy(model(images), labels.to(device, non_blocking=True))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    sync()
+    return iterations * cfg.protocol.batch_size / (time.perf_counter() - start)
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    gpu = torch.cuda.is_available()
+    parser.add_argument("--iterations", type=int, default=300 if gpu else 15, help="timed iterations per measurement")
+    parser.add_argument("--warmup", type=int, default=30 if gpu else 3, help="untimed iterations first")
+    parser.add_argument("--workers", type=int, default=8 if gpu else 2, help="DataLoader workers of the conventional pipeline")
+    parser.add_argument("--out", default=str(REPO / "results" / "bench"))
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. trainer.precision=bf16-mixed")
+    args = parser.parse_args(argv)
+
+    rows = []
+    for arch, depth in MODELS:
+        cfg = compose_cfg(arch, depth, ["protocol=cifar_paper", *args.overrides])
+        name = f"plain-{depth}" if arch == "plain" else f"resnet-{depth}"
+        torch.manual_seed(0)
+        a = time_harness(cfg, args.warmup, args.iterations)
+        b = time_bare(cfg, args.warmup, args.iterations)
+        c = time_conventional(cfg, args.warmup, args.iterations, args.workers)
+        paper_images = cfg.protocol.iterations * cfg.protocol.batch_size
+        rows.append({
+            "model": name, "harness_img_s": round(a, 1), "bare_img_s": round(b, 1), "conventional_img_s": round(c, 1),
+            "a_over_b": round(a / b, 3), "a_over_c": round(a / c, 3),
+            "paper_protocol_hours": round(paper_images / a / 3600, 2),
+        })
+        print(rows[-1], flush=True)
+    table = pd.DataFrame(rows)
+    device = device_name()
+    print(f"\ntraining throughput, batch 128, {args.iterations} timed iterations after {args.warmup} warm-up; device: {device}")
+    print(f"overrides: {' '.join(args.overrides) or '(none)'}")
+    print(table.to_string(index=False))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    slug = re.sub(r"[^a-z0-9]+", "-", ("cuda-" + torch.cuda.get_device_name(0) if gpu else "cpu").lower()).strip("-")
+    table.assign(device=device, iterations=args.iterations, overrides=" ".join(args.overrides)).to_csv(
+        out / f"bench_{slug}.csv", index=False)
+    print(f"written: {out / f'bench_{slug}.csv'}")
+    return table
+
+
+if __name__ == "__main__":
+    main()
