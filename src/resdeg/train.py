@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -54,6 +55,12 @@ def run_identity(cfg: DictConfig) -> dict:
     }
 
 
+def checkpoint_iteration(path: Path) -> int:
+    import torch
+
+    return int(torch.load(path, map_location="cpu", weights_only=False)["global_step"])
+
+
 def instantiate(node, **kwargs):
     """hydra.utils.instantiate, re-raising our own errors unwrapped (one clear message)."""
     try:
@@ -71,6 +78,7 @@ def train(cfg: DictConfig) -> dict:
 
     from resdeg.models import count_parameters, multiply_adds
     from resdeg.training.module import ClassifierModule, RunDiverged
+    from resdeg.training.preemption import PreemptionCheckpoint, RunInterrupted
     from resdeg.training.progress import IterationProgressBar
     from resdeg.training.recorder import RunRecorder, read_summary
 
@@ -84,6 +92,8 @@ def train(cfg: DictConfig) -> dict:
     if previous and previous.get("status") == "complete" and not cfg.force:
         log.info(f"{identity['name']}: a complete record exists at {record_dir}; skipped (force=true reruns it)")
         return previous
+    last_checkpoint = checkpoint_dir / "last.ckpt"
+    resume = previous is not None and previous.get("status") != "complete" and last_checkpoint.is_file() and not cfg.force
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
@@ -97,14 +107,22 @@ def train(cfg: DictConfig) -> dict:
         log_every=protocol.log_every,
         eval_split_names=datamodule.eval_split_names,
         channels_last=cfg.channels_last,
+        give_up_at_chance_after=protocol.get("give_up_at_chance_after"),
     )
 
     recorder = RunRecorder(record_dir, identity, OmegaConf.to_yaml(cfg, resolve=True))
+    resume_iteration = 0
+    if resume:
+        resume_iteration = checkpoint_iteration(last_checkpoint)
+        log.info(f"{identity['name']}: resuming the {previous['status']} run at iteration {resume_iteration} from {last_checkpoint}")
+        recorder.continue_from(previous, resume_iteration)
+    elif checkpoint_dir.exists():
+        shutil.rmtree(checkpoint_dir)  # a fresh run must never resume from an older run's checkpoint
     recorder.start(
         parameters=count_parameters(model),
         multiply_adds=multiply_adds(model, (3, 32, 32)),
         iterations=int(protocol.iterations),
-        iteration=0,
+        iteration=resume_iteration,
         checkpoint_dir=str(checkpoint_dir),
     )
     loggers = [recorder]
@@ -122,19 +140,23 @@ def train(cfg: DictConfig) -> dict:
         callbacks=[
             IterationProgressBar(identity["name"]),
             ModelCheckpoint(dirpath=checkpoint_dir, every_n_train_steps=protocol.checkpoint_every, save_last=True),
+            PreemptionCheckpoint(last_checkpoint),
         ],
         default_root_dir=str(experiments),
     )
 
     started = time.monotonic()
     try:
-        trainer.fit(module, datamodule=datamodule)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=last_checkpoint if resume else None)
         if trainer.global_step % protocol.eval_every:
             trainer.validate(module, datamodule=datamodule, verbose=False)  # the final test error
     except RunDiverged as exc:
         recorder.finish("diverged", message=str(exc), diverged_at=exc.iteration)
         log.error(f"{identity['name']}: {exc}; record: {record_dir} (status diverged)")
         return recorder.summary
+    except RunInterrupted as exc:
+        recorder.finish("interrupted", message=str(exc), interrupted_at=exc.iteration)
+        raise ResdegError(f"{identity['name']}: {exc}; run the same command again to resume it") from None
     except BaseException as exc:
         recorder.finish("failed", message=f"{type(exc).__name__}: {exc}")
         raise

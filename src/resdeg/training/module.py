@@ -18,12 +18,16 @@ from torch import nn
 from resdeg.training.schedule import StepSchedule
 
 
-class RunDiverged(RuntimeError):
-    """The training loss became NaN or infinite."""
+# 10 classes: a net that has learnt nothing errs on 90% of images
+CHANCE_ERROR = 89.0
 
-    def __init__(self, iteration: int, loss: float):
-        super().__init__(f"training loss is {loss} at iteration {iteration}: the run diverged")
-        self.iteration, self.loss = iteration, loss
+
+class RunDiverged(RuntimeError):
+    """The training loss became NaN/inf, or the error is stuck at chance past a set iteration."""
+
+    def __init__(self, iteration: int, what: str):
+        super().__init__(f"{what} at iteration {iteration}: the run diverged")
+        self.iteration = iteration
 
 
 class ClassifierModule(pl.LightningModule):
@@ -35,6 +39,7 @@ class ClassifierModule(pl.LightningModule):
         log_every: int = 100,
         eval_split_names: tuple[str, ...] = ("test",),
         channels_last: bool = False,
+        give_up_at_chance_after: int | None = None,
     ):
         super().__init__()
         self.model = model
@@ -45,6 +50,7 @@ class ClassifierModule(pl.LightningModule):
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.give_up_at_chance_after = give_up_at_chance_after
         self.warmup_done_at: int | None = None
         self._reset_train_sums()
 
@@ -56,7 +62,14 @@ class ClassifierModule(pl.LightningModule):
         return self.model(x.contiguous(memory_format=self.memory_format))
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
-        lr = self.schedule.lr(self.global_step, warmup_done=self.warmup_done_at is not None)
+        iteration = self.global_step  # completed optimizer steps, the paper's "iterations"
+        if iteration % self.log_every == 0 and self._seen:
+            # The interval ending at `iteration` is closed here, before the next update, not
+            # in on_train_batch_end: checkpoint callbacks run before the module's batch-end
+            # hook, so a checkpoint at `iteration` holds the open sums and a resumed run
+            # closes the interval exactly as the uninterrupted one does.
+            self._close_interval(iteration)
+        lr = self.schedule.lr(iteration, warmup_done=self.warmup_done_at is not None)
         for group in self.trainer.optimizers[0].param_groups:
             group["lr"] = lr
 
@@ -72,19 +85,24 @@ class ClassifierModule(pl.LightningModule):
         self.log("loss", loss, prog_bar=True, logger=False)
         return loss
 
-    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        iteration = self.global_step  # completed optimizer steps, the paper's "iterations"
-        if iteration % self.log_every:
-            return
+    def on_train_end(self) -> None:
+        if self._seen:
+            self._close_interval(self.global_step, in_loop=False)
+
+    def _close_interval(self, iteration: int, in_loop: bool = True) -> None:
+        """Log the training error, loss and lr of the interval ending at ``iteration``."""
         seen = self._seen
         train_error = 100.0 * self._wrong.item() / seen
         train_loss = self._loss_sum.item() / seen
         lr = self.trainer.optimizers[0].param_groups[0]["lr"]
         self._reset_train_sums()
         if not math.isfinite(train_loss):
-            raise RunDiverged(iteration, train_loss)
+            raise RunDiverged(iteration, f"the training loss is {train_loss}")
         self.emit({"train/error": train_error, "train/loss": train_loss, "train/lr": lr}, iteration)
-        self.log("train_err", train_error, prog_bar=True, logger=False)
+        if in_loop:  # Lightning allows self.log only inside the loop; this one feeds the progress bar
+            self.log("train_err", train_error, prog_bar=True, logger=False)
+        if self.give_up_at_chance_after is not None and iteration >= self.give_up_at_chance_after and train_error >= CHANCE_ERROR:
+            raise RunDiverged(iteration, f"the training error is still {train_error:.1f}% (chance)")
         if self.warmup_done_at is None and self.schedule.warmup_ends(train_error):
             self.warmup_done_at = iteration
 
@@ -94,7 +112,9 @@ class ClassifierModule(pl.LightningModule):
         self._seen = 0
 
     def on_train_start(self) -> None:
-        self._reset_train_sums()  # now on the training device
+        # to the training device, keeping sums restored from a mid-interval checkpoint
+        self._loss_sum = self._loss_sum.to(self.device)
+        self._wrong = self._wrong.to(self.device)
 
     # -- evaluation -----------------------------------------------------------------
     def on_validation_epoch_start(self) -> None:
@@ -126,8 +146,18 @@ class ClassifierModule(pl.LightningModule):
             logger.log_metrics(metrics, step=iteration)
 
     # -- checkpoint state beyond model and optimizer ------------------------------------
+    # Model, optimizer, iteration and data position are Lightning's and the stream's; these
+    # complete the state so that a resumed run continues exactly as the uninterrupted one.
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["resdeg"] = {"warmup_done_at": self.warmup_done_at}
+        checkpoint["resdeg"] = {
+            "warmup_done_at": self.warmup_done_at,
+            "train_sums": (self._loss_sum.item(), self._wrong.item(), self._seen),
+        }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.warmup_done_at = checkpoint.get("resdeg", {}).get("warmup_done_at")
+        state = checkpoint.get("resdeg", {})
+        self.warmup_done_at = state.get("warmup_done_at")
+        if "train_sums" in state:
+            loss_sum, wrong, self._seen = state["train_sums"]
+            self._loss_sum = torch.tensor(loss_sum, dtype=torch.float32)
+            self._wrong = torch.tensor(wrong, dtype=torch.long)

@@ -89,6 +89,7 @@ class RunRecorder(Logger):
         self._rows: list[tuple[int, str, str, float]] = []
         self._last: dict[str, float] = {}
         self._summary: dict[str, Any] = {}
+        self._resumed: dict[str, Any] = {}
         self._t0 = time.monotonic()
 
     # -- Lightning logger interface -------------------------------------------------
@@ -136,6 +137,23 @@ class RunRecorder(Logger):
         return dict(self._summary)
 
     # -- the record's lifecycle -----------------------------------------------------
+    def continue_from(self, previous: dict[str, Any], iteration: int) -> None:
+        """Continue an interrupted record from a checkpoint at ``iteration``.
+
+        History after the checkpoint is dropped: the resumed run logs it again, identically.
+        """
+        history = self.folder / "history.csv"
+        if history.is_file():
+            with open(history, newline="") as f:
+                rows = [(int(r["iteration"]), r["split"], r["metric"], float(r["value"])) for r in csv.DictReader(f)]
+            self._rows = [row for row in rows if row[0] <= iteration]
+            self._last = {f"{split}/{metric}": value for _, split, metric, value in self._rows}
+        self._resumed = {
+            "started_at": previous.get("started_at"),
+            "wall_time_before_s": previous.get("wall_time_s", 0.0),
+            "resumed_at_iterations": [*previous.get("resumed_at_iterations", []), iteration],
+        }
+
     @rank_zero_only
     def start(self, **fields: Any) -> None:
         try:
@@ -151,9 +169,11 @@ class RunRecorder(Logger):
             **self.identity,
             "status": "running",
             "started_at": now_iso(),
+            "last": dict(self._last),
             "versions": software_versions(),
             "host": platform.node(),
             **fields,
+            **self._resumed,
         }
         self._write_history()
         self._write_summary()

@@ -1,0 +1,103 @@
+"""Runs that survive: exact resume after SIGKILL, SIGTERM pre-emption, divergence."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from conftest import REPO, run_cli
+
+# ResNet-20 on real CIFAR-10, batch 32 (an epoch is 1562 iterations: every checkpoint is mid-epoch).
+SHORT = [
+    "model.depth=20",
+    "protocol=cifar_quick",
+    "protocol.batch_size=32",
+    "protocol.iterations=24",
+    "protocol.log_every=5",
+    "protocol.eval_every=12",
+    "protocol.checkpoint_every=4",
+    "protocol.schedule.warmup_iterations=6",
+    "protocol.schedule.milestones=[16,20]",
+    "data.eval_batch_size=1000",
+    "trainer.deterministic=true",
+]
+
+
+def paths(tmp: Path) -> list[str]:
+    return [f"paths.results={tmp / 'results'}", f"paths.experiments={tmp / 'experiments'}"]
+
+
+def only_record(tmp: Path) -> Path:
+    (folder,) = (tmp / "results").glob("runs/*/*/")
+    return folder
+
+
+def start_run(tmp: Path, cifar_root, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "resdeg.train", *SHORT, *paths(tmp), *extra],
+        cwd=REPO, env={**os.environ, "RESDEG_CIFAR_ROOT": str(cifar_root), "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def wait_for_checkpoint(tmp: Path, at_least: int, process: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        steps = [int(p.stem.split("step=")[1]) for p in (tmp / "experiments").rglob("*step=*.ckpt")]
+        if steps and max(steps) >= at_least:
+            return
+        assert process.poll() is None, process.stdout.read()[-3000:]
+        time.sleep(0.05)
+    raise AssertionError("no checkpoint appeared")
+
+
+def test_sigkill_mid_epoch_then_resume_matches_the_uninterrupted_twin(cifar_root, tmp_path):
+    twin = run_cli(*SHORT, *paths(tmp_path / "twin"), env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    assert twin.returncode == 0, twin.stdout[-3000:] + twin.stderr[-3000:]
+
+    victim = tmp_path / "victim"
+    process = start_run(victim, cifar_root)
+    wait_for_checkpoint(victim, 8, process)  # past the first log interval, between intervals
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed = json.loads((only_record(victim) / "summary.json").read_text())
+    assert killed["status"] == "running" and killed["iteration"] < 24
+
+    resumed = run_cli(*SHORT, *paths(victim), env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "resuming the running run at iteration" in resumed.stdout + resumed.stderr
+    summary = json.loads((only_record(victim) / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["resumed_at_iterations"][0] >= 8
+    expected = pd.read_csv(only_record(tmp_path / "twin") / "history.csv")
+    got = pd.read_csv(only_record(victim) / "history.csv")
+    pd.testing.assert_frame_equal(got.sort_values(["iteration", "split", "metric"]).reset_index(drop=True),
+                                  expected.sort_values(["iteration", "split", "metric"]).reset_index(drop=True))
+
+
+def test_sigterm_saves_a_checkpoint_and_marks_the_record_interrupted(cifar_root, tmp_path):
+    process = start_run(tmp_path, cifar_root, "protocol.iterations=400")
+    wait_for_checkpoint(tmp_path, 4, process)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 2, output[-3000:]
+    assert "SIGTERM received: stopped at iteration" in output and "run the same command again to resume" in output
+    summary = json.loads((only_record(tmp_path) / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and 4 <= summary["interrupted_at"] < 400
+    assert (tmp_path / "experiments" / "checkpoints").rglob("last.ckpt")
+
+
+def test_nan_loss_marks_the_run_diverged_and_the_sweep_goes_on(cifar_root, tmp_path):
+    # lr 1e8 makes the loss of the first run overflow for real; the second run is sane
+    result = run_cli("--multirun", *SHORT, *paths(tmp_path), "protocol.iterations=10",
+                     "protocol.schedule.base_lr=1e8,0.05", env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    statuses = sorted(json.loads(p.read_text())["status"] for p in (tmp_path / "results").rglob("summary.json"))
+    assert statuses == ["complete", "diverged"]
+    diverged = next(json.loads(p.read_text()) for p in (tmp_path / "results").rglob("summary.json")
+                    if json.loads(p.read_text())["status"] == "diverged")
+    assert diverged["diverged_at"] in (5, 10) and "diverged" in diverged["message"]
