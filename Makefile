@@ -5,6 +5,7 @@
 #   make sweep-degradation PROTOCOL=paper   the paper's 64k-iteration protocol (the default on a GPU)
 #   make train ARGS="model.arch=plain model.depth=56"   one run, any Hydra overrides
 #   make test                          the test suite (CPU, a few minutes)
+#   make figures / make tables / make report   Fig. 6, Fig. 1, Table 6 and the verdict from results/
 #   make bench                         training throughput table (results/bench/)
 
 SHELL := /bin/bash
@@ -25,7 +26,7 @@ ARGS ?=
 RESDEG_CIFAR_ROOT ?= $(firstword $(patsubst %/cifar-10-python.tar.gz,%,$(wildcard $(CURDIR)/../shared/data/cifar-10-python.tar.gz)) $(CURDIR)/experiments/data)
 export RESDEG_CIFAR_ROOT
 
-.PHONY: setup test sweep-degradation train bench clean-venv
+.PHONY: setup test sweep-degradation train bench figures tables report clean-venv
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +49,14 @@ sweep-degradation: setup
 # training throughput: harness vs bare PyTorch loop vs conventional pipeline (results/bench/)
 bench: setup
 	$(PY) -m resdeg.bench $(ARGS)
+
+# regenerate figures / tables / both from results/ alone (results/figures, results/tables)
+figures: setup
+	$(PY) -m resdeg.report figures
+tables: setup
+	$(PY) -m resdeg.report tables
+report: setup
+	$(PY) -m resdeg.report all
 
 train: setup
 	$(PY) -m resdeg.train $(ARGS)

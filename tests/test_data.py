@@ -191,3 +191,22 @@ def test_batches_are_a_function_of_the_iteration_only():
     for k, (rx, ry) in enumerate(later, start=length + 3):
         x, y = uninterrupted.batch(k)
         assert torch.equal(x, rx) and torch.equal(y, ry)
+
+
+def test_tensor_and_per_image_pipelines_train_alike(cifar_root, tmp_path):
+    """Same net, same protocol, the two pipelines: final training errors in the same band."""
+    from test_train import compose_config
+
+    from resdeg.train import train
+
+    finals = {}
+    for loader in ("tensor", "torchvision"):
+        cfg = compose_config(
+            "model.depth=20", "protocol=cifar_quick", "protocol.iterations=120",
+            "protocol.schedule.warmup_iterations=30", "protocol.schedule.milestones=[90,105]",
+            "protocol.log_every=40", "protocol.eval_every=120", f"data.loader={loader}", "data.num_workers=1",
+            f"data.root={cifar_root}", f"paths.results={tmp_path / loader}", f"paths.experiments={tmp_path / 'exp' / loader}",
+        )
+        finals[loader] = train(cfg)["final"]["train_error"]
+    assert all(e < 80 for e in finals.values()), finals  # both learn
+    assert abs(finals["tensor"] - finals["torchvision"]) < 6, finals

@@ -110,6 +110,11 @@ def train(cfg: DictConfig) -> dict:
         give_up_at_chance_after=protocol.get("give_up_at_chance_after"),
     )
 
+    if cfg.compile:
+        import torch
+
+        module.model = torch.compile(module.model)
+
     recorder = RunRecorder(record_dir, identity, OmegaConf.to_yaml(cfg, resolve=True))
     resume_iteration = 0
     if resume:

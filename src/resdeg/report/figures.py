@@ -1,0 +1,91 @@
+"""The paper's CIFAR-10 figures, drawn from results/ alone.
+
+Fig. 6: one panel per kind (plain, residual), one colour per depth, dashed = training
+error, bold = test error, x = iterations (1e4), y = error (%).
+Fig. 1: plain-20 vs plain-56, training error (left) and test error (right).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from resdeg.report.load import Results  # noqa: E402
+from resdeg.report.reference import FIG6_XLIM, FIG6_YLIM  # noqa: E402
+
+DEPTH_COLOURS = {20: "#e6a100", 32: "#2a9df4", 44: "#d62728", 56: "#2ca02c", 110: "#000000", 1202: "#7f7f7f"}
+KIND_TITLES = {"plain": "plain", "residual": "ResNet"}
+
+
+def mean_curve(results: Results, runs: pd.DataFrame, split: str) -> pd.DataFrame:
+    """The error curve averaged over the seeds of one configuration."""
+    curves = [results.curve(run_id, split) for run_id in runs.run_id]
+    curves = [c for c in curves if len(c)]
+    if not curves:
+        return pd.DataFrame(columns=["iteration", "value"])
+    return pd.concat(curves).groupby("iteration", as_index=False)["value"].mean()
+
+
+def _axes_style(ax, protocol: str) -> None:
+    ax.set_xlabel("iter. (1e4)")
+    ax.set_ylabel("error (%)")
+    ax.grid(alpha=0.3)
+    if protocol == "paper":  # the paper's axes; a short protocol's errors would fall outside them
+        ax.set_xlim(*FIG6_XLIM)
+        ax.set_ylim(*FIG6_YLIM)
+
+
+def fig6(results: Results, protocol: str):
+    """Fig. 6 as a matplotlib Figure (draw_fig6 saves it)."""
+    runs = results.runs
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, kind in zip(axes, ("plain", "residual")):
+        kind_runs = runs[(runs.arch == kind) & (runs.shortcut.eq("A") | (runs.arch == "plain"))]
+        for depth in sorted(kind_runs.depth.unique()):
+            of_depth = kind_runs[kind_runs.depth == depth]
+            colour = DEPTH_COLOURS.get(int(depth), None)
+            label = f"{KIND_TITLES[kind]}-{depth}"
+            train = mean_curve(results, of_depth, "train")
+            test = mean_curve(results, of_depth, "test")
+            ax.plot(train.iteration / 1e4, train.value, "--", color=colour, linewidth=1)
+            ax.plot(test.iteration / 1e4, test.value, "-", color=colour, linewidth=2.2, label=label)
+        ax.set_title(f"{KIND_TITLES[kind]} nets on CIFAR-10")
+        _axes_style(ax, protocol)
+        if ax.lines:
+            ax.legend(loc="upper right", fontsize=8, title="dashed: training, bold: test", title_fontsize=7)
+    fig.suptitle(f"CIFAR-10, protocol '{protocol}'", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def draw_fig6(results: Results, protocol: str, out_dir: Path, stem: str = "fig6_cifar10") -> list[Path]:
+    return _save(fig6(results, protocol), out_dir, stem)
+
+
+def draw_fig1(results: Results, protocol: str, out_dir: Path, stem: str = "fig1_cifar10") -> list[Path]:
+    runs = results.runs[results.runs.arch == "plain"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, split, title in zip(axes, ("train", "test"), ("training error (%)", "test error (%)")):
+        for depth in (20, 56):
+            curve = mean_curve(results, runs[runs.depth == depth], split)
+            ax.plot(curve.iteration / 1e4, curve.value, color=DEPTH_COLOURS[depth], linewidth=2, label=f"{depth}-layer")
+        ax.set_title(title)
+        _axes_style(ax, protocol)
+        if ax.lines:
+            ax.legend()
+    fig.tight_layout()
+    return _save(fig, out_dir, stem)
+
+
+def _save(fig, out_dir: Path, stem: str) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{stem}.png", out_dir / f"{stem}.pdf"]
+    for path in paths:
+        fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return paths

@@ -1,0 +1,54 @@
+"""Reading results/ into pandas: the report's only input.
+
+A record that cannot be read (a torn or hand-edited file, a missing history) is skipped
+and named in ``problems``; it never stops the report.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+SUMMARY_COLUMNS = ["run_id", "name", "group", "dataset", "arch", "depth", "shortcut", "protocol", "seed", "status",
+                   "iteration", "iterations", "parameters"]
+
+
+@dataclass
+class Results:
+    runs: pd.DataFrame  # one row per run: summary fields, final_train_error, final_test_error
+    history: pd.DataFrame  # run_id, iteration, split, metric, value
+    problems: list[str] = field(default_factory=list)
+
+    def of(self, dataset: str, protocol: str) -> "Results":
+        runs = self.runs[(self.runs.dataset == dataset) & (self.runs.protocol == protocol)]
+        return Results(runs, self.history[self.history.run_id.isin(runs.run_id)], self.problems)
+
+    def curve(self, run_id: str, split: str, metric: str = "error") -> pd.DataFrame:
+        h = self.history
+        return h[(h.run_id == run_id) & (h.split == split) & (h.metric == metric)].sort_values("iteration")
+
+
+def load_results(results_dir: str | Path = "results") -> Results:
+    rows, histories, problems = [], [], []
+    for folder in sorted(Path(results_dir).glob("runs/*/*/")):
+        try:
+            summary = json.loads((folder / "summary.json").read_text())
+            history = pd.read_csv(folder / "history.csv")
+            if list(history.columns) != ["iteration", "split", "metric", "value"]:
+                raise ValueError(f"unexpected columns {list(history.columns)}")
+        except (OSError, ValueError, pd.errors.ParserError) as exc:
+            problems.append(f"{folder}: skipped, the record cannot be read ({type(exc).__name__}: {exc})")
+            continue
+        row = {key: summary.get(key) for key in SUMMARY_COLUMNS}
+        final = summary.get("final") or {}
+        row["final_train_error"] = final.get("train_error")
+        row["final_test_error"] = final.get("test_error")
+        rows.append(row)
+        histories.append(history.assign(run_id=summary["run_id"]))
+    runs = pd.DataFrame(rows, columns=SUMMARY_COLUMNS + ["final_train_error", "final_test_error"])
+    history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame(
+        columns=["iteration", "split", "metric", "value", "run_id"])
+    return Results(runs, history, problems)
