@@ -12,10 +12,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from resdeg.report.figures import draw_fig1, draw_fig6
+import matplotlib
+
+matplotlib.use("Agg")  # the CLI writes files only; notebooks keep their inline backend
+
+from resdeg.report.figures import draw_fig1, draw_fig6  # noqa: E402
 from resdeg.report.load import load_results
-from resdeg.report.tables import table6, write_table
-from resdeg.report.verdict import degradation_verdict
+from resdeg.report.tables import table6, write_table  # noqa: E402
+from resdeg.report.verdict import degradation_verdict  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

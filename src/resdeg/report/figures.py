@@ -9,14 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
 
-matplotlib.use("Agg")  # files only; no display needed
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from resdeg.report.load import Results  # noqa: E402
-from resdeg.report.reference import FIG6_XLIM, FIG6_YLIM  # noqa: E402
+from resdeg.report.load import Results
+from resdeg.report.reference import FIG6_XLIM, FIG6_YLIM
 
 DEPTH_COLOURS = {20: "#e6a100", 32: "#2a9df4", 44: "#d62728", 56: "#2ca02c", 110: "#000000", 1202: "#7f7f7f"}
 KIND_TITLES = {"plain": "plain", "residual": "ResNet"}
