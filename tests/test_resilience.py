@@ -101,3 +101,82 @@ def test_nan_loss_marks_the_run_diverged_and_the_sweep_goes_on(cifar_root, tmp_p
     diverged = next(json.loads(p.read_text()) for p in (tmp_path / "results").rglob("summary.json")
                     if json.loads(p.read_text())["status"] == "diverged")
     assert diverged["diverged_at"] in (5, 10) and "diverged" in diverged["message"]
+
+
+# -- bad input and records that must not be lost -------------------------------------------
+from conftest import write_cifar_folder  # noqa: E402
+
+
+def fake_data(tmp: Path) -> str:
+    return f"data.root={write_cifar_folder(tmp / 'data')}"
+
+
+def test_a_run_training_now_cannot_be_launched_twice(tmp_path):
+    from resdeg import ResdegError
+    from resdeg.training.recorder import RunLock
+
+    first = RunLock(tmp_path)
+    first.acquire()
+    try:
+        import pytest
+
+        with pytest.raises(ResdegError, match=f"being trained right now by process {os.getpid()}"):
+            RunLock(tmp_path).acquire()
+    finally:
+        first.release()
+    # a lock left by a dead process (SIGKILL) is stale and taken over
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    import platform
+
+    (tmp_path / "run.lock").write_text(f"{platform.node()} {dead.stdout.strip()}\n")
+    lock = RunLock(tmp_path)
+    lock.acquire()
+    assert lock.held
+    lock.release()
+
+
+def test_unwritable_results_folder_names_the_fix(tmp_path):
+    (tmp_path / "results").write_text("a file where the results folder should be")
+    result = run_cli(fake_data(tmp_path), "model.depth=8", f"paths.results={tmp_path / 'results'}",
+                     f"paths.experiments={tmp_path / 'exp'}")
+    assert result.returncode == 2
+    assert "cannot write the run record" in result.stdout + result.stderr and "paths.results" in result.stdout + result.stderr
+
+
+def test_a_torn_record_of_this_run_is_named_not_overwritten(tmp_path):
+    args = [fake_data(tmp_path), "model.depth=8", "protocol=cifar_quick", "protocol.iterations=2", "protocol.log_every=1",
+            "protocol.eval_every=2", "protocol.schedule.warmup_iterations=1", "protocol.batch_size=20", *paths(tmp_path)]
+    assert run_cli(*args).returncode == 0
+    summary = only_record(tmp_path) / "summary.json"
+    summary.write_text(summary.read_text()[:50])
+    result = run_cli(*args)
+    assert result.returncode == 2 and "unreadable" in result.stdout + result.stderr and "force=true" in result.stdout
+    assert len(summary.read_text()) == 50  # left as it was for the user to look at
+    assert run_cli(*args, "force=true").returncode == 0
+    assert json.loads(summary.read_text())["status"] == "complete"
+
+
+def test_downloaded_archive_with_wrong_checksum_is_removed(tmp_path, monkeypatch):
+    import pytest
+
+    from resdeg import ResdegError
+    from resdeg.data import cifar10_files
+
+    import functools
+    import http.server
+    import threading
+
+    served = tmp_path / "server" / "cifar-10-python.tar.gz"
+    served.parent.mkdir()
+    served.write_bytes(b"not the official archive")
+    # a real HTTP download through torchvision's utility, from a server on this machine
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served.parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(cifar10_files, "OFFICIAL_URL", f"http://127.0.0.1:{server.server_port}/{served.name}")
+        with pytest.raises(ResdegError, match="md5"):
+            cifar10_files.load_cifar10(tmp_path / "root", download=True)
+    finally:
+        server.shutdown()
+    assert not (tmp_path / "root" / "cifar-10-python.tar.gz").exists()

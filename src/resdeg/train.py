@@ -73,22 +73,23 @@ def instantiate(node, **kwargs):
 
 
 def train(cfg: DictConfig) -> dict:
+    """Train one run and write its record; skips a complete record, resumes an interrupted one."""
     import lightning.pytorch as pl
-    from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from resdeg.models import count_parameters, multiply_adds
-    from resdeg.training.module import ClassifierModule, RunDiverged
-    from resdeg.training.preemption import PreemptionCheckpoint, RunInterrupted
-    from resdeg.training.progress import IterationProgressBar
-    from resdeg.training.recorder import RunRecorder, read_summary
+    from resdeg.training.module import ClassifierModule
+    from resdeg.training.recorder import RunLock, read_summary
 
     identity = run_identity(cfg)
     results = Path(cfg.paths.results).absolute()
-    experiments = Path(cfg.paths.experiments).absolute()
     record_dir = results / "runs" / identity["group"] / identity["run_id"]
-    checkpoint_dir = experiments / "checkpoints" / identity["group"] / identity["run_id"]
+    checkpoint_dir = Path(cfg.paths.experiments).absolute() / "checkpoints" / identity["group"] / identity["run_id"]
 
-    previous = read_summary(record_dir)
+    try:
+        previous = read_summary(record_dir)
+    except ResdegError:
+        if not cfg.force:
+            raise
+        previous = None  # force=true replaces an unreadable record
     if previous and previous.get("status") == "complete" and not cfg.force:
         log.info(f"{identity['name']}: a complete record exists at {record_dir}; skipped (force=true reruns it)")
         return previous
@@ -115,6 +116,26 @@ def train(cfg: DictConfig) -> dict:
 
         module.model = torch.compile(module.model)
 
+    lock = RunLock(record_dir)
+    lock.acquire()
+    try:
+        return _fit_and_record(cfg, identity, record_dir, checkpoint_dir, previous, resume, datamodule, model, module)
+    finally:
+        lock.release()
+
+
+def _fit_and_record(cfg, identity, record_dir, checkpoint_dir, previous, resume, datamodule, model, module) -> dict:
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from resdeg.models import count_parameters, multiply_adds
+    from resdeg.training.module import RunDiverged
+    from resdeg.training.preemption import PreemptionCheckpoint, RunInterrupted
+    from resdeg.training.progress import IterationProgressBar
+    from resdeg.training.recorder import RunRecorder
+
+    protocol = cfg.protocol
+    experiments = Path(cfg.paths.experiments).absolute()
+    last_checkpoint = checkpoint_dir / "last.ckpt"
     recorder = RunRecorder(record_dir, identity, OmegaConf.to_yaml(cfg, resolve=True))
     resume_iteration = 0
     if resume:

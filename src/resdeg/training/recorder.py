@@ -61,7 +61,65 @@ def read_summary(folder: Path) -> dict | None:
     path = Path(folder) / "summary.json"
     if not path.is_file():
         return None
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ResdegError(
+            f"the run record {path} is unreadable ({exc}): it was cut or edited by hand. Move the folder "
+            "away to keep it, or rerun with force=true to replace it"
+        ) from None
+
+
+class RunLock:
+    """One process per run record: a second launch of a run that is training now is refused.
+
+    The lock file holds host and pid; a lock left by a process that no longer exists on
+    this host (killed with SIGKILL, say) is stale and taken over.
+    """
+
+    def __init__(self, folder: Path):
+        self.path = Path(folder) / "run.lock"
+        self.held = False
+
+    def acquire(self) -> None:
+        while True:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                owner = self.path.read_text().split()
+                host, pid = (owner + ["", "0"])[:2]
+                if host == platform.node() and not _alive(int(pid)):
+                    self.path.unlink(missing_ok=True)  # stale: its process is gone
+                    continue
+                raise ResdegError(
+                    f"this run is being trained right now by process {pid} on {host} (lock {self.path}); "
+                    "wait for it, or delete the lock if that process is gone"
+                ) from None
+            except OSError as exc:
+                raise ResdegError(
+                    f"cannot write the run record in {self.path.parent} ({exc.strerror}); make the folder writable "
+                    "or choose another with paths.results=..."
+                ) from None
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{platform.node()} {os.getpid()}\n")
+            self.held = True
+            return
+
+    def release(self) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid > 0
 
 
 def software_versions() -> dict[str, str]:
