@@ -8,7 +8,7 @@ from resdeg.report.figures import mean_curve
 from resdeg.report.load import Results
 
 
-def _compare(results: Results, kind: str, label: str) -> tuple[str, bool | None]:
+def _compare(results: Results, kind: str, label: str) -> tuple[str, float | None]:
     runs = results.runs
     done = runs[(runs.arch == kind) & (runs.status == "complete") & ((runs.arch == "plain") | (runs.shortcut == "A"))]
     depths = sorted(done.depth.unique())
@@ -27,26 +27,25 @@ def _compare(results: Results, kind: str, label: str) -> tuple[str, bool | None]
         flips = above[~above]
         since = common[0] if flips.empty else common[common > flips.index[-1]][0]
     order = ", ".join(f"{label}-{d}: {finals[d]:.1f}%" for d in depths)
-    degraded = bool(gap > 0)
     line = (
         f"- {label}: final training error {order}. {label}-{deep} is "
         f"{abs(gap):.1f} points {'above' if gap > 0 else 'below'} {label}-{shallow}"
         + (f", and above it at {int(above.sum())} of {len(common)} logged iterations (continuously from iteration {since})" if since is not None else "")
         + "."
     )
-    return line, degraded
+    return line, float(gap)
 
 
 def degradation_verdict(results: Results, protocol: str) -> str:
-    plain_line, plain_degraded = _compare(results, "plain", "plain")
-    resnet_line, resnet_degraded = _compare(results, "residual", "ResNet")
-    if plain_degraded is None or resnet_degraded is None:
+    plain_line, plain_gap = _compare(results, "plain", "plain")
+    resnet_line, resnet_gap = _compare(results, "residual", "ResNet")
+    if plain_gap is None or resnet_gap is None:
         conclusion = "Not enough complete runs for a verdict."
-    elif plain_degraded and not resnet_degraded:
+    elif plain_gap > 0 and resnet_gap <= 0:
         conclusion = "Degradation reproduced: the deeper plain net has higher training error, the residual nets avoid it."
-    elif plain_degraded and resnet_degraded:
-        conclusion = ("Degradation shows in the plain nets; the deeper residual net is also above the shallower one "
-                      "here, by less or more as the numbers say (short protocols favour shallow nets).")
+    elif plain_gap > 0:
+        conclusion = (f"Degradation shows in the plain nets (+{plain_gap:.1f} points from shallowest to deepest); the "
+                      f"residual nets shrink it to +{resnet_gap:.1f} points but do not remove it in these runs.")
     else:
         conclusion = "No degradation: the deeper plain net does not have higher training error in these runs."
     missing = _missing(results)
