@@ -28,7 +28,10 @@ class PreemptionCheckpoint(pl.Callback):
     def _handler(self, signum, frame) -> None:
         self.received = signal.Signals(signum)  # acted on at the end of the current iteration
 
-    def setup(self, trainer, pl_module, stage: str) -> None:
+    def on_train_start(self, trainer, pl_module) -> None:
+        # Registered here, after Lightning installed its own SIGTERM handler at the start of
+        # fit, and replacing it: Lightning would otherwise stop the run at its next check
+        # (a SystemExit with status 0) without a checkpoint, racing with this callback.
         if threading.current_thread() is threading.main_thread():  # signals can only be set there
             for sig in SIGNALS:
                 self._previous[sig] = signal.signal(sig, self._handler)
