@@ -16,7 +16,6 @@ Two training pipelines give the same distribution of crops and flips:
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import lightning.pytorch as pl
 import numpy as np
