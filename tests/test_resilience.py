@@ -72,7 +72,8 @@ def test_sigkill_mid_epoch_then_resume_matches_the_uninterrupted_twin(cifar_root
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert "resuming the running run at iteration" in resumed.stdout + resumed.stderr
     summary = json.loads((only_record(victim) / "summary.json").read_text())
-    assert summary["status"] == "complete" and summary["resumed_at_iterations"][0] >= 8
+    # last.ckpt is written just after the step file, so the kill may find it one checkpoint back (4)
+    assert summary["status"] == "complete" and 4 <= summary["resumed_at_iterations"][0] <= killed["iteration"] + 4
     expected = pd.read_csv(only_record(tmp_path / "twin") / "history.csv")
     got = pd.read_csv(only_record(victim) / "history.csv")
     pd.testing.assert_frame_equal(got.sort_values(["iteration", "split", "metric"]).reset_index(drop=True),
