@@ -9,3 +9,10 @@ class ResdegError(Exception):
     The entry points print it as one line and exit with a non-zero status instead of a
     traceback; nothing is recorded as complete.
     """
+
+
+# Config resolvers (e.g. the number of parallel jobs of a sweep) must exist before Hydra
+# composes a config, in the launching process and in every parallel worker.
+from resdeg.launch import register_resolvers  # noqa: E402
+
+register_resolvers()

@@ -12,9 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import hydra
@@ -27,7 +29,11 @@ log = logging.getLogger("resdeg")
 
 # The parts of the config that change what a run computes; two runs with equal values are
 # the same experiment and share a run id. Paths, loader choice and logging do not count.
-IDENTITY_DATA_KEYS = ("name", "val_size", "split_seed", "augment", "padding", "batch_size")
+IDENTITY_DATA_KEYS = ("name", "val_size", "split_seed", "augment", "padding", "batch_size", "colour_augment")
+
+# Set by the first process of a DDP run for the processes Lightning starts after it, so that
+# all of them resume from the same checkpoint (or none does).
+RESUME_ENV = "RESDEG_RESUME_CHECKPOINT"
 
 
 def run_identity(cfg: DictConfig) -> dict:
@@ -36,7 +42,7 @@ def run_identity(cfg: DictConfig) -> dict:
     fingerprint = {
         "model": OmegaConf.to_container(model, resolve=True),
         "protocol": OmegaConf.to_container(cfg.protocol, resolve=True),
-        "data": {k: cfg.data.get(k) for k in IDENTITY_DATA_KEYS},
+        "data": {k: cfg.data.get(k) for k in IDENTITY_DATA_KEYS if k in cfg.data},
         "seed": cfg.seed,
         "precision": str(cfg.trainer.get("precision")),
     }
@@ -72,10 +78,31 @@ def instantiate(node, **kwargs):
         raise
 
 
+def sweep_name() -> str:
+    """The experiment a job belongs to (``degradation_cifar``...), or ``single`` for a lone run."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        return HydraConfig.get().runtime.choices.get("experiment") or "single"
+    return "single"
+
+
+def process_rank() -> int:
+    """This process's global rank: 0 unless it is one of the later processes of a DDP run."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return int(getattr(rank_zero_only, "rank", 0) or 0)
+
+
 def train(cfg: DictConfig) -> dict:
-    """Train one run and write its record; skips a complete record, resumes an interrupted one."""
+    """Train one run and write its record; skips a complete record, resumes an interrupted one.
+
+    Under DDP every process runs this function; only the first (rank 0) holds the lock and
+    writes the record, and it decides whether the run resumes.
+    """
     import lightning.pytorch as pl
 
+    from resdeg.launch import job_devices
     from resdeg.training.module import ClassifierModule
     from resdeg.training.recorder import RunLock, read_summary
 
@@ -83,6 +110,7 @@ def train(cfg: DictConfig) -> dict:
     results = Path(cfg.paths.results).absolute()
     record_dir = results / "runs" / identity["group"] / identity["run_id"]
     checkpoint_dir = Path(cfg.paths.experiments).absolute() / "checkpoints" / identity["group"] / identity["run_id"]
+    first_process = process_rank() == 0
 
     try:
         previous = read_summary(record_dir)
@@ -90,11 +118,15 @@ def train(cfg: DictConfig) -> dict:
         if not cfg.force:
             raise
         previous = None  # force=true replaces an unreadable record
-    if previous and previous.get("status") == "complete" and not cfg.force:
-        log.info(f"{identity['name']}: a complete record exists at {record_dir}; skipped (force=true reruns it)")
-        return previous
     last_checkpoint = checkpoint_dir / "last.ckpt"
-    resume = previous is not None and previous.get("status") != "complete" and last_checkpoint.is_file() and not cfg.force
+    if first_process:
+        if previous and previous.get("status") == "complete" and not cfg.force:
+            log.info(f"{identity['name']}: a complete record exists at {record_dir}; skipped (force=true reruns it)")
+            return previous
+        resume = previous is not None and previous.get("status") != "complete" and last_checkpoint.is_file() and not cfg.force
+        os.environ[RESUME_ENV] = str(last_checkpoint) if resume else ""
+    else:
+        resume = bool(os.environ.get(RESUME_ENV))
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
@@ -109,6 +141,7 @@ def train(cfg: DictConfig) -> dict:
         eval_split_names=datamodule.eval_split_names,
         channels_last=cfg.channels_last,
         give_up_at_chance_after=protocol.get("give_up_at_chance_after"),
+        top5=getattr(datamodule, "top5", False),
     )
 
     if cfg.compile:
@@ -117,14 +150,46 @@ def train(cfg: DictConfig) -> dict:
         module.model = torch.compile(module.model)
 
     lock = RunLock(record_dir)
-    lock.acquire()
+    if first_process:
+        lock.acquire()
     try:
-        return _fit_and_record(cfg, identity, record_dir, checkpoint_dir, previous, resume, datamodule, model, module)
+        with job_devices(cfg) as devices:
+            return _fit_and_record(cfg, identity, record_dir, checkpoint_dir, previous, resume, datamodule, model,
+                                   module, devices)
     finally:
         lock.release()
 
 
-def _fit_and_record(cfg, identity, record_dir, checkpoint_dir, previous, resume, datamodule, model, module) -> dict:
+def build_loggers(cfg, identity: dict, recorder, previous: dict | None) -> list:
+    """The run record first (the source of truth), then the configured logger, if any.
+
+    A logger config with ``_partial_: true`` (logger=wandb) is called with the run's
+    identity, resolved config, sweep and the W&B id of the run being resumed.
+    """
+    loggers = [recorder]
+    if cfg.get("logger"):
+        logger = instantiate(cfg.logger)
+        if isinstance(logger, partial):
+            logger = logger(
+                identity=identity,
+                config=OmegaConf.to_container(cfg, resolve=True),
+                previous_id=(previous or {}).get("wandb_id") if (previous or {}).get("status") != "complete" else None,
+                sweep=sweep_name(),
+            )
+        loggers.append(logger)
+    return loggers
+
+
+def _ddp_safe_argv() -> None:
+    """Lightning starts the later DDP processes by re-running ``sys.argv``; in a multirun that
+    would launch the whole sweep again, so they get this job's own overrides instead."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized() and ("--multirun" in sys.argv or "-m" in sys.argv):
+        sys.argv = [sys.argv[0], *HydraConfig.get().overrides.task]
+
+
+def _fit_and_record(cfg, identity, record_dir, checkpoint_dir, previous, resume, datamodule, model, module, devices) -> dict:
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     from resdeg.models import count_parameters, multiply_adds
@@ -144,18 +209,21 @@ def _fit_and_record(cfg, identity, record_dir, checkpoint_dir, previous, resume,
         recorder.continue_from(previous, resume_iteration)
     elif checkpoint_dir.exists():
         shutil.rmtree(checkpoint_dir)  # a fresh run must never resume from an older run's checkpoint
+    loggers = build_loggers(cfg, identity, recorder, previous)
+    wandb_id = next((lg.version for lg in loggers if type(lg).__name__ == "WandbLogger"), None)
     recorder.start(
         parameters=count_parameters(model),
-        multiply_adds=multiply_adds(model, (3, 32, 32)),
+        multiply_adds=multiply_adds(model, tuple(datamodule.input_size)),
         iterations=int(protocol.iterations),
         iteration=resume_iteration,
         checkpoint_dir=str(checkpoint_dir),
+        **({"wandb_id": wandb_id} if wandb_id else {}),
     )
-    loggers = [recorder]
-    if cfg.get("logger"):
-        loggers.append(instantiate(cfg.logger))
+    if "ddp" in str(cfg.trainer.get("strategy", "")):
+        _ddp_safe_argv()
     trainer = instantiate(
         cfg.trainer,
+        devices=devices,
         max_steps=protocol.iterations,
         max_epochs=-1,
         # evaluate every eval_every iterations, across epoch boundaries
@@ -176,25 +244,41 @@ def _fit_and_record(cfg, identity, record_dir, checkpoint_dir, previous, resume,
         trainer.fit(module, datamodule=datamodule, ckpt_path=last_checkpoint if resume else None)
         if trainer.global_step % protocol.eval_every:
             trainer.validate(module, datamodule=datamodule, verbose=False)  # the final test error
+        if getattr(datamodule, "has_test_crops", False) and trainer.global_step >= protocol.iterations:
+            trainer.test(module, datamodule=datamodule, verbose=False)  # ImageNet's 10-crop errors for the tables
     except RunDiverged as exc:
-        recorder.finish("diverged", message=str(exc), diverged_at=exc.iteration)
+        _finish(recorder, loggers, "diverged", message=str(exc), diverged_at=exc.iteration)
         log.error(f"{identity['name']}: {exc}; record: {record_dir} (status diverged)")
         return recorder.summary
     except RunInterrupted as exc:
-        recorder.finish("interrupted", message=str(exc), interrupted_at=exc.iteration)
+        _finish(recorder, loggers, "interrupted", message=str(exc), interrupted_at=exc.iteration)
         raise ResdegError(f"{identity['name']}: {exc}; run the same command again to resume it") from None
     except BaseException as exc:
-        recorder.finish("failed", message=f"{type(exc).__name__}: {exc}")
+        _finish(recorder, loggers, "failed", message=f"{type(exc).__name__}: {exc}")
         raise
     if trainer.global_step < protocol.iterations:  # Lightning stopped early (e.g. Ctrl-C)
-        recorder.finish("interrupted", message=f"stopped at iteration {trainer.global_step}")
+        _finish(recorder, loggers, "interrupted", message=f"stopped at iteration {trainer.global_step}")
         raise ResdegError(f"{identity['name']} stopped at iteration {trainer.global_step}; record: {record_dir}")
 
-    last = recorder.last_metrics
-    final = {f"{key.split('/')[0]}_error": last[key] for key in ("train/error", "test/error", "val/error") if key in last}
-    recorder.finish("complete", final=final, train_seconds=round(time.monotonic() - started, 1))
+    final = final_errors(recorder.last_metrics)
+    _finish(recorder, loggers, "complete", final=final, train_seconds=round(time.monotonic() - started, 1))
     log.info(f"{identity['name']}: complete, {final}; record: {record_dir}")
     return recorder.summary
+
+
+def final_errors(last: dict[str, float]) -> dict[str, float]:
+    """The errors at the last iteration, named ``<split>_<metric>``: train_error, test_error,
+    val_error, val_top5_error, val_10crop_error, val_10crop_top5_error..."""
+    return {f"{key.split('/')[0]}_{key.split('/')[1]}": value for key, value in sorted(last.items())
+            if key.split("/")[-1].endswith("error")}
+
+
+def _finish(recorder, loggers, status: str, **fields) -> None:
+    """Close the record, then the W&B run of this job (one training run = one W&B run)."""
+    from resdeg.tracking.wandb_logger import finish_wandb
+
+    recorder.finish(status, **fields)
+    finish_wandb(loggers, status, fields.get("final"))
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="config")

@@ -117,6 +117,8 @@ class PerImageAugmented(Dataset):
 
 
 class CIFAR10DataModule(pl.LightningDataModule):
+    input_size = (3, 32, 32)
+
     def __init__(
         self,
         root: str,
@@ -154,6 +156,11 @@ class CIFAR10DataModule(pl.LightningDataModule):
         return getattr(self, "_arrays", None) is not None
 
     def setup(self, stage: str | None = None) -> None:
+        if self.trainer is not None and self.trainer.world_size > 1:
+            raise ResdegError(
+                "CIFAR-10 runs train on one device (the paper's batch of 128 fills a GPU a few times over); "
+                "use trainer=default, and the parallel launcher to run several CIFAR runs at once"
+            )
         if self.mean_image is not None:
             return
         arrays = self._arrays if self._loaded() else load_cifar10(self.root, self.download)

@@ -40,6 +40,7 @@ class ClassifierModule(pl.LightningModule):
         eval_split_names: tuple[str, ...] = ("test",),
         channels_last: bool = False,
         give_up_at_chance_after: int | None = None,
+        top5: bool = False,
     ):
         super().__init__()
         self.model = model
@@ -52,6 +53,8 @@ class ClassifierModule(pl.LightningModule):
             self.model = self.model.to(memory_format=torch.channels_last)
         self.give_up_at_chance_after = give_up_at_chance_after
         self.warmup_done_at: int | None = None
+        # ImageNet's tables give top-1 and top-5 error
+        self.top5 = top5
         self._reset_train_sums()
 
     # -- training -----------------------------------------------------------------
@@ -91,9 +94,9 @@ class ClassifierModule(pl.LightningModule):
 
     def _close_interval(self, iteration: int, in_loop: bool = True) -> None:
         """Log the training error, loss and lr of the interval ending at ``iteration``."""
-        seen = self._seen
-        train_error = 100.0 * self._wrong.item() / seen
-        train_loss = self._loss_sum.item() / seen
+        loss_sum, wrong, seen = self._all_processes(self._loss_sum, self._wrong, self._seen)
+        train_error = 100.0 * wrong / seen
+        train_loss = loss_sum / seen
         lr = self.trainer.optimizers[0].param_groups[0]["lr"]
         self._reset_train_sums()
         if not math.isfinite(train_loss):
@@ -105,6 +108,13 @@ class ClassifierModule(pl.LightningModule):
             raise RunDiverged(iteration, f"the training error is still {train_error:.1f}% (chance)")
         if self.warmup_done_at is None and self.schedule.warmup_ends(train_error):
             self.warmup_done_at = iteration
+
+    def _all_processes(self, *sums) -> list[float]:
+        """The sums added up over the DDP processes (as they are on a single device)."""
+        values = torch.tensor([float(v) for v in sums], dtype=torch.float64, device=self.device)
+        if self.trainer.world_size > 1:
+            values = self.trainer.strategy.reduce(values, reduce_op="sum")
+        return values.tolist()
 
     def _reset_train_sums(self) -> None:
         self._loss_sum = torch.zeros((), device=self.device)
@@ -118,26 +128,58 @@ class ClassifierModule(pl.LightningModule):
 
     # -- evaluation -----------------------------------------------------------------
     def on_validation_epoch_start(self) -> None:
-        self._eval_sums = {name: [0.0, 0, 0] for name in self.eval_split_names}
+        self._eval_sums = {name: [0.0, 0, 0, 0] for name in self.eval_split_names}
 
     def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         images, labels = batch
         logits = self(images)
-        sums = self._eval_sums[self.eval_split_names[dataloader_idx]]
-        sums[0] += F.cross_entropy(logits, labels, reduction="sum").item()
+        self._add_to_sums(self._eval_sums[self.eval_split_names[dataloader_idx]], logits, labels)
+
+    def _add_to_sums(self, sums: list, logits: torch.Tensor, labels: torch.Tensor, loss_sum: float | None = None) -> None:
+        """sums = [loss sum, top-1 wrong, seen, top-5 wrong]."""
+        sums[0] += F.cross_entropy(logits, labels, reduction="sum").item() if loss_sum is None else loss_sum
         sums[1] += (logits.argmax(dim=1) != labels).sum().item()
         sums[2] += len(labels)
+        if self.top5:
+            top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices
+            sums[3] += (~(top5 == labels.view(-1, 1)).any(dim=1)).sum().item()
 
-    def on_validation_epoch_end(self) -> None:
+    def _eval_metrics(self, sums_by_split: dict) -> dict[str, float]:
         metrics = {}
-        for name, (loss_sum, wrong, seen) in self._eval_sums.items():
+        for name, sums in sums_by_split.items():
+            loss_sum, wrong, seen, wrong5 = self._all_processes(*sums)
             if seen:
                 metrics[f"{name}/error"] = 100.0 * wrong / seen
                 metrics[f"{name}/loss"] = loss_sum / seen
+                if self.top5:
+                    metrics[f"{name}/top5_error"] = 100.0 * wrong5 / seen
+        return metrics
+
+    def on_validation_epoch_end(self) -> None:
+        metrics = self._eval_metrics(self._eval_sums)
         if metrics and not self.trainer.sanity_checking:
             self.emit(metrics, self.global_step)
             if "test/error" in metrics:
                 self.log("test_err", metrics["test/error"], prog_bar=True, logger=False)
+            # a schedule that divides the lr "when the error plateaus" (ImageNet) watches val/error
+            if hasattr(self.schedule, "observe") and "val/error" in metrics:
+                self.schedule.observe(metrics["val/error"])
+
+    # The paper's tables use "the standard 10-crop testing": the softmax scores of the four
+    # corner crops, the centre crop and their flips are averaged. The test loader yields
+    # batches of shape (batch, 10, C, H, W); the split is named ``val_10crop``.
+    def on_test_epoch_start(self) -> None:
+        self._test_sums = {"val_10crop": [0.0, 0, 0, 0]}
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        images, labels = batch
+        n, crops = images.shape[:2]
+        probabilities = self(images.flatten(0, 1)).softmax(dim=1).view(n, crops, -1).mean(dim=1)
+        loss_sum = F.nll_loss(probabilities.clamp_min(1e-12).log(), labels, reduction="sum").item()
+        self._add_to_sums(self._test_sums["val_10crop"], probabilities, labels, loss_sum)
+
+    def on_test_epoch_end(self) -> None:
+        self.emit(self._eval_metrics(self._test_sums), self.global_step)
 
     # -- logging ----------------------------------------------------------------------
     def emit(self, metrics: dict[str, float], iteration: int) -> None:
@@ -152,11 +194,14 @@ class ClassifierModule(pl.LightningModule):
         checkpoint["resdeg"] = {
             "warmup_done_at": self.warmup_done_at,
             "train_sums": (self._loss_sum.item(), self._wrong.item(), self._seen),
+            "schedule": self.schedule.state_dict() if hasattr(self.schedule, "state_dict") else None,
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("resdeg", {})
         self.warmup_done_at = state.get("warmup_done_at")
+        if state.get("schedule") is not None:
+            self.schedule.load_state_dict(state["schedule"])
         if "train_sums" in state:
             loss_sum, wrong, self._seen = state["train_sums"]
             self._loss_sum = torch.tensor(loss_sum, dtype=torch.float32)

@@ -54,3 +54,53 @@ class StepSchedule:
     def warmup_ends(self, train_error_percent: float) -> bool:
         """Whether a measured training error ends the ``until_error`` warm-up."""
         return self.warmup == "until_error" and train_error_percent < self.warmup_error_below
+
+
+@dataclass
+class PlateauSchedule:
+    """lr = base_lr * gamma^(number of drops); a drop each time the error plateaus.
+
+    The paper's ImageNet protocol (Section 3.4): "The learning rate starts from 0.1 and is
+    divided by 10 when the error plateaus". The watched error is the validation error
+    (``val/error``, centre crop), measured every ``protocol.eval_every`` iterations: when it
+    has not improved by at least ``threshold`` points over ``patience`` evaluations, the lr
+    is divided by 10 (at most ``max_drops`` times). Its state (best error, evaluations
+    since, drops) is in the checkpoint, so a resumed run continues the same schedule.
+    """
+
+    base_lr: float
+    gamma: float = 0.1
+    patience: int = 3
+    threshold: float = 0.1
+    max_drops: int = 3
+    warmup: str = "none"
+    best: float = float("inf")
+    evaluations_since_best: int = 0
+    drops: int = 0
+
+    def __post_init__(self):
+        if self.warmup != "none":
+            raise ResdegError("the plateau schedule has no warm-up: set protocol.schedule.warmup=none")
+
+    def lr(self, iteration: int, warmup_done: bool = True) -> float:
+        return self.base_lr * self.gamma**self.drops
+
+    def observe(self, error_percent: float) -> None:
+        """Take one validation error; drop the lr when it has plateaued."""
+        if error_percent < self.best - self.threshold:
+            self.best, self.evaluations_since_best = error_percent, 0
+            return
+        self.evaluations_since_best += 1
+        if self.evaluations_since_best >= self.patience and self.drops < self.max_drops:
+            self.drops += 1
+            self.evaluations_since_best = 0
+            self.best = min(self.best, error_percent)
+
+    def warmup_ends(self, train_error_percent: float) -> bool:
+        return False
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "evaluations_since_best": self.evaluations_since_best, "drops": self.drops}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.evaluations_since_best, self.drops = state["best"], state["evaluations_since_best"], state["drops"]

@@ -1,0 +1,118 @@
+"""Running the jobs of a sweep side by side: one GPU per job (or a few small runs per GPU).
+
+Hydra has no built-in "one GPU per parallel job" (hydra#1331, #377), and its parallel
+launchers put every job on the first GPU. Here each job of a parallel sweep claims a
+*slot*: slot s is on GPU s mod (device count), with ``runs_per_gpu`` slots per GPU. A slot
+is an exclusive ``flock`` on a file under ``experiments/gpu_slots/``; the kernel releases
+it when the job ends or dies, so a killed sweep never leaves a GPU claimed. A job whose
+preferred slot is taken tries the others and, when all are taken, waits for one.
+
+The device count is read at run time (``torch.cuda.device_count()``, which honours
+CUDA_VISIBLE_DEVICES), both for the launcher's number of parallel jobs (the
+``resdeg_parallel_jobs`` resolver in conf/hydra/launcher/parallel.yaml) and for the slots.
+On SLURM every job gets its own allocation, so no slot is claimed there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import time
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+log = logging.getLogger("resdeg")
+
+
+def cuda_device_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def parallel_jobs(runs_per_gpu: int, cpu_jobs: int) -> int:
+    """Jobs a parallel sweep runs at once: runs_per_gpu on each GPU, or cpu_jobs without one."""
+    gpus = cuda_device_count()
+    return gpus * int(runs_per_gpu) if gpus else int(cpu_jobs)
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("resdeg_parallel_jobs"):
+        OmegaConf.register_new_resolver("resdeg_parallel_jobs", parallel_jobs)
+
+
+def slot_order(job_num: int, n_devices: int, runs_per_gpu: int) -> list[tuple[int, int]]:
+    """(slot, device) pairs in the order job ``job_num`` tries them: its own slot first.
+
+    Consecutive jobs start on consecutive devices, so the first n_devices jobs land on n
+    distinct GPUs, and a GPU gets a second run only once every GPU has one.
+    """
+    slots = n_devices * runs_per_gpu
+    first = job_num % slots
+    return [((first + i) % slots, (first + i) % slots % n_devices) for i in range(slots)]
+
+
+class SlotClaim:
+    """An exclusive claim on one GPU slot, held until ``release()`` (or the process ends)."""
+
+    def __init__(self, slot_dir: str | Path, job_num: int, n_devices: int, runs_per_gpu: int = 1,
+                 poll_seconds: float = 5.0, timeout: float | None = None):
+        self.slot_dir = Path(slot_dir)
+        self.slot_dir.mkdir(parents=True, exist_ok=True)
+        self.device: int | None = None
+        self._file = None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        waited = False
+        while True:
+            for slot, device in slot_order(job_num, n_devices, runs_per_gpu):
+                handle = open(self.slot_dir / f"gpu{device}-slot{slot}.lock", "w")
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    handle.close()
+                    continue
+                handle.write(f"{os.getpid()}\n")
+                handle.flush()
+                self._file, self.device = handle, device
+                return
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"every GPU slot under {self.slot_dir} is taken")
+            if not waited:
+                log.info(f"all {n_devices * runs_per_gpu} GPU slots are taken: waiting for one to free up")
+                waited = True
+            time.sleep(poll_seconds)
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing the file drops the flock
+            self._file = None
+
+
+def _parallel_launcher() -> tuple[bool, int]:
+    """(whether this job was started by the parallel joblib launcher, its job number)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return False, 0
+    hydra_cfg = HydraConfig.get()
+    target = str(hydra_cfg.launcher.get("_target_", ""))
+    return "joblib" in target.lower(), int(hydra_cfg.job.get("num", 0) or 0)
+
+
+@contextlib.contextmanager
+def job_devices(cfg):
+    """The ``trainer.devices`` of this job: one claimed GPU under the parallel launcher, else the config's."""
+    parallel, job_num = _parallel_launcher()
+    gpus = cuda_device_count()
+    if not (parallel and gpus and cfg.trainer.accelerator in ("auto", "gpu", "cuda")):
+        yield cfg.trainer.devices
+        return
+    claim = SlotClaim(Path(cfg.paths.experiments) / "gpu_slots", job_num, gpus, int(cfg.launch.runs_per_gpu))
+    log.info(f"job {job_num}: GPU {claim.device} of {gpus} ({cfg.launch.runs_per_gpu} run(s) per GPU)")
+    try:
+        yield [claim.device]
+    finally:
+        claim.release()
