@@ -3,6 +3,11 @@
 #
 #   make sweep-degradation             Fig. 6 sweep: {plain, residual} x {20, 32, 44, 56} on CIFAR-10
 #   make sweep-degradation PROTOCOL=paper   the paper's 64k-iteration protocol (the default on a GPU)
+#   make sweep-degradation LAUNCHER=parallel   jobs side by side, one GPU each (RUNS_PER_GPU=2: two per GPU)
+#   make sweep-degradation LAUNCHER=slurm ARGS="hydra.launcher.partition=gpu"   a SLURM job array
+#   make sweep-degradation SEEDS=0,1,2 FORCE=1   seeds as a sweep axis; FORCE=1 reruns complete runs
+#   make sweep-shortcuts                 ResNet-20/56 x options A/B/C on CIFAR-10 (DATASET=imagenet: ResNet-34, Table 3)
+#   make sweep-imagenet IMAGENET_ROOT=/data/imagenet   Table 2 / Fig. 4: {plain, residual} x {18, 34}
 #   make train ARGS="model.arch=plain model.depth=56"   one run, any Hydra overrides
 #   make test                          the test suite (CPU, a few minutes)
 #   make figures / make tables / make report   Fig. 6, Fig. 1, Table 6 and the verdict from results/
@@ -19,6 +24,23 @@ PROTOCOL ?= auto
 SEEDS ?= 0
 # extra Hydra overrides for the sweep, e.g. ARGS="trainer.precision=bf16-mixed"
 ARGS ?=
+# local (one job after another) | parallel (side by side, one GPU per job) | slurm (submitit)
+LAUNCHER ?= local
+RUNS_PER_GPU ?= 1
+# Sweeps log to W&B beside the run record (online with credentials, else offline); LOGGER=none turns it off
+LOGGER ?= wandb
+# FORCE=1 reruns runs whose complete record exists (by default a re-launched sweep skips them)
+FORCE ?= 0
+# cifar10 | imagenet, for sweep-shortcuts
+DATASET ?= cifar10
+# ImageNet: a folder with train/ and val/, one sub-folder per class (ImageFolder layout)
+IMAGENET_ROOT ?= $(RESDEG_IMAGENET_ROOT)
+
+HYDRA_LAUNCHER_local := basic
+HYDRA_LAUNCHER_parallel := parallel
+HYDRA_LAUNCHER_slurm := slurm
+SWEEP_ARGS = --multirun hydra/launcher=$(or $(HYDRA_LAUNCHER_$(LAUNCHER)),$(error LAUNCHER=$(LAUNCHER) is unknown: use local, parallel or slurm)) \
+	launch.runs_per_gpu=$(RUNS_PER_GPU) logger=$(LOGGER) seed=$(SEEDS) $(if $(filter 1 true yes,$(FORCE)),force=true)
 
 # Where CIFAR-10 lies (a folder holding cifar-10-python.tar.gz or cifar-10-batches-py/).
 # RESDEG_CIFAR_ROOT wins; otherwise a copy in ../shared/data (this project's machines) is
@@ -26,7 +48,7 @@ ARGS ?=
 RESDEG_CIFAR_ROOT ?= $(firstword $(patsubst %/cifar-10-python.tar.gz,%,$(wildcard $(CURDIR)/../shared/data/cifar-10-python.tar.gz)) $(CURDIR)/experiments/data)
 export RESDEG_CIFAR_ROOT
 
-.PHONY: setup test sweep-degradation train bench figures tables report clean-venv
+.PHONY: setup test sweep-degradation sweep-shortcuts sweep-imagenet train bench figures tables report clean-venv
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,7 +66,28 @@ sweep-degradation: setup
 	  if $(PY) -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'; then protocol=paper; \
 	  else protocol=quick; echo "No GPU found: running the quick CPU protocol (conf/protocol/cifar_quick.yaml, about 30 min on 2 cores). PROTOCOL=paper runs the paper's 64k iterations."; fi; \
 	fi; \
-	set -x; $(PY) -m resdeg.train --multirun experiment=degradation_cifar protocol=cifar_$$protocol seed=$(SEEDS) $(ARGS)
+	set -x; $(PY) -m resdeg.train $(SWEEP_ARGS) experiment=degradation_cifar protocol=cifar_$$protocol $(ARGS)
+
+# Shortcut options A/B/C: on CIFAR-10 (ResNet-20/56, not in the paper; quick protocol without
+# a GPU) or on ImageNet (ResNet-34, Table 3)
+sweep-shortcuts: setup
+	@if [ "$(DATASET)" = imagenet ]; then \
+	  set -x; $(PY) -m resdeg.train $(SWEEP_ARGS) experiment=shortcuts_imagenet $(IMAGENET_DATA) $(ARGS); \
+	else \
+	  protocol=$(PROTOCOL); \
+	  if [ "$$protocol" = auto ]; then \
+	    if $(PY) -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'; then protocol=paper; \
+	    else protocol=quick; echo "No GPU found: running the quick CPU protocol. PROTOCOL=paper runs the paper's 64k iterations."; fi; \
+	  fi; \
+	  set -x; $(PY) -m resdeg.train $(SWEEP_ARGS) experiment=shortcuts_cifar protocol=cifar_$$protocol $(ARGS); \
+	fi
+
+# ImageNet (Table 2, Fig. 4): {plain, residual} x {18, 34}, the paper's protocol
+sweep-imagenet: setup
+	@test -n "$(IMAGENET_ROOT)" || { echo "set IMAGENET_ROOT=/path/to/imagenet (a folder with train/ and val/, one sub-folder per class)"; exit 2; }
+	set -x; $(PY) -m resdeg.train $(SWEEP_ARGS) experiment=degradation_imagenet $(IMAGENET_DATA) $(ARGS)
+
+IMAGENET_DATA = $(if $(IMAGENET_ROOT),data.root=$(IMAGENET_ROOT))
 
 # training throughput: harness vs bare PyTorch loop vs conventional pipeline (results/bench/)
 bench: setup
