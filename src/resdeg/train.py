@@ -278,7 +278,7 @@ def _finish(recorder, loggers, status: str, **fields) -> None:
     from resdeg.tracking.wandb_logger import finish_wandb
 
     recorder.finish(status, **fields)
-    finish_wandb(loggers, status, fields.get("final"))
+    finish_wandb(loggers, recorder.summary)
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="config")

@@ -111,12 +111,18 @@ def wandb_logger(
     )
 
 
-def finish_wandb(loggers, status: str, final: dict | None = None) -> None:
+# summary fields of the run record copied to the W&B summary (resdeg.tracking.wandb_import reads them back)
+SUMMARY_FIELDS = ("status", "iteration", "iterations", "parameters", "multiply_adds", "train_seconds", "message")
+
+
+def finish_wandb(loggers, record_summary: dict) -> None:
     """End this job's W&B run, so the next job of a multirun starts its own."""
     for logger in loggers:
         if isinstance(logger, WandbLogger) and logger._experiment is not None:
             run = logger.experiment
-            run.summary["status"] = status
-            for key, value in (final or {}).items():
+            for key in SUMMARY_FIELDS:
+                if record_summary.get(key) is not None:
+                    run.summary[f"record/{key}"] = record_summary[key]
+            for key, value in (record_summary.get("final") or {}).items():
                 run.summary[f"final/{key}"] = value
-            run.finish(exit_code=0 if status == "complete" else 1)
+            run.finish(exit_code=0 if record_summary.get("status") == "complete" else 1)

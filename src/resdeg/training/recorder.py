@@ -144,7 +144,9 @@ class RunRecorder(Logger):
         self.folder = Path(folder)
         self.identity = dict(identity)
         self._config_yaml = config_yaml
-        self._rows: list[tuple[int, str, str, float]] = []
+        # (iteration, split, metric) -> value: a value logged again at the same iteration (a
+        # resumed run re-closing the interval its checkpoint held open) replaces the first
+        self._rows: dict[tuple[int, str, str], float] = {}
         self._last: dict[str, float] = {}
         self._summary: dict[str, Any] = {}
         self._resumed: dict[str, Any] = {}
@@ -179,8 +181,7 @@ class RunRecorder(Logger):
             return
         for key, value in metrics.items():
             split, _, metric = key.rpartition("/")
-            row = (int(step), split or "train", metric, float(value))
-            self._rows.append(row)
+            self._rows[(int(step), split or "train", metric)] = float(value)
             self._last[key] = float(value)
         self.update(iteration=int(step), last=dict(self._last))
         self._write_history()
@@ -204,8 +205,8 @@ class RunRecorder(Logger):
         if history.is_file():
             with open(history, newline="") as f:
                 rows = [(int(r["iteration"]), r["split"], r["metric"], float(r["value"])) for r in csv.DictReader(f)]
-            self._rows = [row for row in rows if row[0] <= iteration]
-            self._last = {f"{split}/{metric}": value for _, split, metric, value in self._rows}
+            self._rows = {(it, split, metric): value for it, split, metric, value in rows if it <= iteration}
+            self._last = {f"{split}/{metric}": value for (_, split, metric), value in self._rows.items()}
         self._resumed = {
             "started_at": previous.get("started_at"),
             "wall_time_before_s": previous.get("wall_time_s", 0.0),
@@ -259,5 +260,5 @@ class RunRecorder(Logger):
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(HISTORY_COLUMNS)
-        writer.writerows((it, split, metric, f"{value:.6g}") for it, split, metric, value in self._rows)
+        writer.writerows((it, split, metric, f"{value:.6g}") for (it, split, metric), value in self._rows.items())
         write_atomic(self.folder / "history.csv", buffer.getvalue())

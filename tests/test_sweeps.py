@@ -1,0 +1,225 @@
+"""Sweeps as researchers run them: W&B runs, parallel and SLURM launchers, re-launch."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, run_cli
+
+# ResNet-8/20 on real CIFAR-10 at batch 32: seconds per run on two cores.
+TINY = [
+    "protocol=cifar_quick",
+    "protocol.batch_size=32",
+    "protocol.iterations=6",
+    "protocol.log_every=3",
+    "protocol.eval_every=6",
+    "protocol.schedule.warmup_iterations=3",
+    "data.eval_batch_size=1000",
+]
+
+
+def paths(tmp: Path) -> list[str]:
+    return [f"paths.results={tmp / 'results'}", f"paths.experiments={tmp / 'experiments'}"]
+
+
+def summaries(tmp: Path) -> dict[str, dict]:
+    return {(s := json.loads(p.read_text()))["run_id"]: s for p in (tmp / "results").rglob("summary.json")}
+
+
+# -- W&B ----------------------------------------------------------------------------------
+def test_two_job_multirun_makes_two_wandb_runs_with_names_groups_tags_config_and_history(cifar_root, tmp_path):
+    from resdeg.tracking.wandb_files import offline_runs
+
+    result = run_cli("--multirun", "experiment=degradation_cifar", "model.arch=plain,residual", "model.depth=8",
+                     *TINY, *paths(tmp_path), "logger=wandb",
+                     env={"RESDEG_CIFAR_ROOT": str(cifar_root), "WANDB_MODE": "offline", "WANDB_API_KEY": ""})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "upload later with `wandb sync" in result.stdout + result.stderr
+
+    runs = offline_runs(tmp_path / "experiments" / "wandb")
+    assert len(runs) == 2 and runs[0].id != runs[1].id  # one W&B run per job, never shared
+    assert sorted(r.name for r in runs) == ["plain-8-seed0", "resnet-8-A-seed0"]
+    assert {r.group for r in runs} == {"cifar10-degradation_cifar-quick"}
+    by_name = {r.name: r for r in runs}
+    assert set(by_name["plain-8-seed0"].tags) == {"cifar10", "plain", "depth-8", "protocol-quick"}
+    assert set(by_name["resnet-8-A-seed0"].tags) == {"cifar10", "residual", "depth-8", "protocol-quick", "option-A"}
+    records = summaries(tmp_path)
+    for run in runs:
+        # the resolved config, flattened, so the dashboard filters and groups by any value
+        assert run.config["model.depth"] == 8 and run.config["protocol.schedule.base_lr"] == 0.05
+        assert run.config["run.arch"] in ("plain", "residual") and run.config["run.protocol"] == "quick"
+        # the logged curves are keyed by the iteration, and equal the run record's
+        train = {row["trainer/global_step"]: row["train/error"] for row in run.history if "train/error" in row}
+        test = {row["trainer/global_step"]: row["test/error"] for row in run.history if "test/error" in row}
+        assert sorted(train) == [3, 6] and sorted(test) == [6]
+        record = records[run.config["run.run_id"]]
+        assert record["wandb_id"] == run.id and run.exit_code == 0
+        assert test[6] == pytest.approx(record["final"]["test_error"])
+        assert run.summary["record/status"] == "complete"
+
+
+def test_wandb_runs_come_back_into_results_format(cifar_root, tmp_path):
+    """The import command reads the real offline files W&B wrote and rebuilds the record."""
+    from resdeg.report import load_results
+    from resdeg.tracking.wandb_import import main as wandb_import
+
+    result = run_cli("model.depth=8", *TINY, *paths(tmp_path), "logger=wandb", "logger.mode=offline",
+                     env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert wandb_import([str(tmp_path / "experiments" / "wandb"), "--results", str(tmp_path / "imported")]) == 0
+    original, imported = load_results(tmp_path / "results"), load_results(tmp_path / "imported")
+    assert imported.runs.run_id.tolist() == original.runs.run_id.tolist()
+    for column in ("status", "depth", "arch", "parameters", "final_train_error", "final_test_error"):
+        assert imported.runs[column].tolist() == original.runs[column].tolist()
+    key = ["iteration", "split", "metric"]
+    pd.testing.assert_frame_equal(imported.history.sort_values(key).reset_index(drop=True),
+                                  original.history.sort_values(key).reset_index(drop=True))
+
+
+def test_wandb_mode_is_chosen_without_prompting(monkeypatch, tmp_path):
+    from resdeg import ResdegError
+    from resdeg.tracking.wandb_logger import choose_mode
+
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    assert choose_mode("auto") == "offline"
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert choose_mode("auto") == "online"
+    monkeypatch.delenv("WANDB_API_KEY")
+    (tmp_path / ".netrc").write_text("machine api.wandb.ai\n  login user\n  password " + "y" * 40 + "\n")
+    (tmp_path / ".netrc").chmod(0o600)
+    assert choose_mode("auto") == "online"
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert choose_mode("auto") == "offline"  # WANDB_MODE overrides auto
+    assert choose_mode("disabled") == "disabled"  # and the config value overrides both
+    with pytest.raises(ResdegError, match="online, offline, disabled"):
+        choose_mode("cloud")
+
+
+# -- launchers ----------------------------------------------------------------------------
+def test_parallel_launcher_runs_two_jobs_side_by_side_to_complete_records(cifar_root, tmp_path):
+    result = run_cli("--multirun", "hydra/launcher=parallel", "launch.cpu_jobs=2", "model.arch=plain,residual",
+                     "model.depth=8", *TINY, *paths(tmp_path), env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Joblib.Parallel(n_jobs=2" in result.stdout + result.stderr
+    runs = summaries(tmp_path)
+    assert sorted(r["name"] for r in runs.values()) == ["plain-8", "resnet-8-A"]
+    assert all(r["status"] == "complete" for r in runs.values())
+    # the two jobs overlapped in time
+    spans = sorted((r["started_at"], r["finished_at"]) for r in runs.values())
+    assert spans[1][0] <= spans[0][1]
+
+
+def test_gpu_slots_put_jobs_on_distinct_devices_with_a_faked_device_count(tmp_path):
+    from resdeg.launch import SlotClaim, slot_order
+
+    # four GPUs, one run each: the first four jobs get four distinct GPUs
+    claims = [SlotClaim(tmp_path, job, n_devices=4, runs_per_gpu=1, timeout=0) for job in range(4)]
+    assert sorted(c.device for c in claims) == [0, 1, 2, 3]
+    with pytest.raises(TimeoutError):
+        SlotClaim(tmp_path, 4, n_devices=4, runs_per_gpu=1, timeout=0)  # a fifth must wait
+    claims[2].release()
+    assert SlotClaim(tmp_path, 7, n_devices=4, runs_per_gpu=1, timeout=0).device == 2  # the freed GPU
+    # two runs per GPU: eight jobs, each GPU exactly twice, and a GPU gets a second run last
+    other = tmp_path / "two"
+    claims = [SlotClaim(other, job, n_devices=4, runs_per_gpu=2, timeout=0) for job in range(8)]
+    assert sorted(c.device for c in claims) == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert [device for _, device in slot_order(0, 4, 2)][:4] == [0, 1, 2, 3]
+
+
+def test_gpu_slot_is_freed_when_its_job_dies(tmp_path):
+    from resdeg.launch import SlotClaim
+
+    code = f"from resdeg.launch import SlotClaim; c = SlotClaim({str(tmp_path)!r}, 0, 1, 1); print(c.device, flush=True); import time; time.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "0"
+    with pytest.raises(TimeoutError):
+        SlotClaim(tmp_path, 0, 1, 1, timeout=0)
+    holder.kill()
+    holder.wait()
+    assert SlotClaim(tmp_path, 0, 1, 1, timeout=0).device == 0
+
+
+def test_parallel_jobs_follow_the_device_count_read_at_run_time(monkeypatch):
+    from resdeg import launch
+
+    monkeypatch.setattr(launch, "cuda_device_count", lambda: 4)
+    assert launch.parallel_jobs(runs_per_gpu=3, cpu_jobs=2) == 12
+    monkeypatch.setattr(launch, "cuda_device_count", lambda: 0)
+    assert launch.parallel_jobs(runs_per_gpu=3, cpu_jobs=2) == 2
+
+
+def test_slurm_launcher_composes_with_the_documented_keys(tmp_path):
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(config_name="config", return_hydra_config=True, overrides=[
+            "experiment=degradation_cifar", "hydra/launcher=slurm", "hydra.launcher.partition=gpu",
+            "hydra.launcher.gpus_per_node=2", *paths(tmp_path)])
+    launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    assert launcher["_target_"].endswith("SlurmLauncher")
+    assert launcher["partition"] == "gpu" and launcher["gpus_per_node"] == 2 and launcher["tasks_per_node"] == 2
+    assert launcher["timeout_min"] == 240 and launcher["array_parallelism"] == 16 and launcher["signal_delay_s"] == 120
+    assert launcher["submitit_folder"] == str(tmp_path / "experiments" / "slurm" / "%j")
+    # a dry instantiation: the plugin accepts every key
+    slurm = instantiate(cfg.hydra.launcher)
+    assert type(slurm).__name__ == "SlurmLauncher" and slurm.params["partition"] == "gpu"
+
+
+def test_makefile_selects_launchers_logger_seeds_and_force():
+    out = subprocess.run(["make", "-n", "sweep-degradation", "LAUNCHER=slurm", "SEEDS=0,1,2", "FORCE=1", "PROTOCOL=quick"],
+                         cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "hydra/launcher=slurm" in out.stdout and "seed=0,1,2" in out.stdout and "force=true" in out.stdout
+    assert "logger=wandb" in out.stdout
+    bad = subprocess.run(["make", "-n", "sweep-degradation", "LAUNCHER=cloud"], cwd=REPO, capture_output=True, text=True)
+    assert bad.returncode != 0 and "use local, parallel or slurm" in bad.stderr
+
+
+# -- re-launch ----------------------------------------------------------------------------
+def test_relaunched_sweep_skips_the_finished_run_resumes_the_killed_one_and_starts_the_missing_one(cifar_root, tmp_path):
+    sweep = ["--multirun", "model.depth=8", "seed=0,1,2", "protocol=cifar_quick", "protocol.batch_size=32",
+             "protocol.iterations=40", "protocol.log_every=5", "protocol.eval_every=40", "protocol.checkpoint_every=5",
+             "protocol.schedule.warmup_iterations=5", "data.eval_batch_size=1000", *paths(tmp_path)]
+    env = {**os.environ, "RESDEG_CIFAR_ROOT": str(cifar_root), "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "resdeg.train", *sweep], cwd=REPO, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline:  # wait until seed 0 is complete and seed 1 has a checkpoint
+        runs = summaries(tmp_path)
+        done = [r for r in runs.values() if r["status"] == "complete"]
+        second = [r for r in runs.values() if r["seed"] == 1]
+        if done and second and list((tmp_path / "experiments" / "checkpoints").rglob("*seed1*/last.ckpt")) \
+                and second[0].get("iteration", 0) >= 10:
+            break
+        assert process.poll() is None, process.stdout.read()[-3000:]
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    before = summaries(tmp_path)
+    assert sorted((r["seed"], r["status"]) for r in before.values()) == [(0, "complete"), (1, "running")]
+    first_record = {p: p.read_text() for p in (tmp_path / "results").rglob("*seed0*/*")}
+
+    again = run_cli(*sweep, env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    output = again.stdout + again.stderr
+    assert again.returncode == 0, output[-3000:]
+    assert output.count("complete record exists") == 1  # seed 0 skipped...
+    assert {p: p.read_text() for p in (tmp_path / "results").rglob("*seed0*/*")} == first_record  # ...untouched
+    after = summaries(tmp_path)
+    by_seed = {r["seed"]: r for r in after.values()}
+    assert [by_seed[s]["status"] for s in (0, 1, 2)] == ["complete"] * 3
+    assert by_seed[1]["resumed_at_iterations"][0] >= 5  # resumed from its checkpoint, not restarted
+    assert "resumed_at_iterations" not in by_seed[2]  # the missing run started from scratch
+    history = pd.read_csv(next((tmp_path / "results").rglob("*seed1*/history.csv")))
+    assert history.query("split == 'train' and metric == 'error'").iteration.tolist() == list(range(5, 45, 5))
