@@ -72,3 +72,35 @@ def run_cli(*overrides: str, env: dict | None = None, cwd: Path = REPO, timeout:
         text=True,
         timeout=timeout,
     )
+
+
+def write_imagenet_tree(folder: Path, classes: int = 3, train_per_class: int = 6, val_per_class: int = 2, seed: int = 0) -> Path:
+    """A tiny ImageNet in the ImageFolder layout: real JPEG files of varied sizes and shapes."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for split, count in (("train", train_per_class), ("val", val_per_class)):
+        for c in range(classes):
+            target = folder / split / f"n{c:08d}"
+            target.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                width, height = (int(v) for v in rng.integers(120, 420, size=2))
+                # a colour per class plus noise, so the classes are learnable
+                base = np.array([(c * 80) % 256, (c * 140 + 60) % 256, (c * 200 + 30) % 256], dtype=np.float32)
+                pixels = np.clip(base + rng.normal(0, 40, (height, width, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(target / f"{split}_{c}_{i}.JPEG", quality=90)
+    return folder
+
+
+IMAGENET_TINY = [
+    "experiment=degradation_imagenet",
+    "data.num_classes=3",
+    "data.num_workers=0",
+    "data.mean_images=8",
+    "data.eval_batch_size=20",
+    "protocol.batch_size=4",
+    "protocol.iterations=3",
+    "protocol.log_every=1",
+    "protocol.eval_every=3",
+    "protocol.checkpoint_every=3",
+]

@@ -207,7 +207,7 @@ def _fit_and_record(cfg, identity, record_dir, checkpoint_dir, previous, resume,
         resume_iteration = checkpoint_iteration(last_checkpoint)
         log.info(f"{identity['name']}: resuming the {previous['status']} run at iteration {resume_iteration} from {last_checkpoint}")
         recorder.continue_from(previous, resume_iteration)
-    elif checkpoint_dir.exists():
+    elif checkpoint_dir.exists() and process_rank() == 0:
         shutil.rmtree(checkpoint_dir)  # a fresh run must never resume from an older run's checkpoint
     loggers = build_loggers(cfg, identity, recorder, previous)
     wandb_id = next((lg.version for lg in loggers if type(lg).__name__ == "WandbLogger"), None)
@@ -261,8 +261,10 @@ def _fit_and_record(cfg, identity, record_dir, checkpoint_dir, previous, resume,
         raise ResdegError(f"{identity['name']} stopped at iteration {trainer.global_step}; record: {record_dir}")
 
     final = final_errors(recorder.last_metrics)
-    _finish(recorder, loggers, "complete", final=final, train_seconds=round(time.monotonic() - started, 1))
-    log.info(f"{identity['name']}: complete, {final}; record: {record_dir}")
+    _finish(recorder, loggers, "complete", final=final, train_seconds=round(time.monotonic() - started, 1),
+            processes=trainer.world_size, batch_per_process=int(protocol.batch_size) // trainer.world_size)
+    if trainer.is_global_zero:
+        log.info(f"{identity['name']}: complete, {final}; record: {record_dir}")
     return recorder.summary
 
 

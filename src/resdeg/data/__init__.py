@@ -1,6 +1,7 @@
-"""CIFAR-10 data: the paper's preprocessing, read from a local copy or downloaded."""
+"""CIFAR-10 and ImageNet data with the paper's preprocessing."""
 
 from resdeg.data.cifar10 import CIFAR10DataModule
 from resdeg.data.cifar10_files import load_cifar10
+from resdeg.data.imagenet import ImageNetDataModule
 
-__all__ = ["CIFAR10DataModule", "load_cifar10"]
+__all__ = ["CIFAR10DataModule", "ImageNetDataModule", "load_cifar10"]

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from resdeg import ResdegError
 from resdeg.data.augment import pad_crop_flip
 from resdeg.data.cifar10_files import load_cifar10
+from resdeg.data.order import IterationOrder
 
 LOADERS = ("tensor", "torchvision")
 
@@ -32,12 +33,9 @@ LOADERS = ("tensor", "torchvision")
 class TrainBatchStream:
     """The training batches as a pure function of the iteration number.
 
-    The images are read as an endless sequence of random permutations of the training set
-    (permutation e seeded by (seed, e)); iteration k takes the next batch_size images of
-    that sequence, so every image appears exactly once per epoch of N images and every
-    batch is full. The crops and flips of iteration k come from a generator seeded by
-    (seed, k). Nothing depends on how many batches were drawn before: a run resumed at
-    iteration k sees exactly the batches the uninterrupted run saw from k on.
+    The images of iteration k come from ``IterationOrder`` (every image once per epoch,
+    full batches); the crops and flips of iteration k from a generator seeded by (seed, k).
+    A run resumed at iteration k sees exactly the batches the uninterrupted run saw from k on.
 
     ``start_iteration`` is asked at every ``iter()``: Lightning calls it at each epoch
     start, and on a resumed run at the iteration of the checkpoint. An epoch in Lightning's
@@ -48,28 +46,13 @@ class TrainBatchStream:
         self.images, self.labels = images, labels
         self.batch_size, self.augment, self.padding, self.seed = batch_size, augment, padding, seed
         self.start_iteration = start_iteration
-        self._permutations: dict[int, torch.Tensor] = {}
+        self.order = IterationOrder(len(labels), batch_size, seed, images.device)
 
     def __len__(self) -> int:
-        return len(self.labels) // self.batch_size
-
-    def permutation(self, epoch: int) -> torch.Tensor:
-        """The image order of epoch ``epoch``; the last two are kept (a batch can straddle two)."""
-        if epoch not in self._permutations:
-            if len(self._permutations) >= 2:
-                del self._permutations[min(self._permutations)]
-            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._permutations[epoch] = torch.randperm(len(self.labels), generator=generator).to(self.images.device)
-        return self._permutations[epoch]
+        return self.order.batches_per_epoch
 
     def indices(self, iteration: int) -> torch.Tensor:
-        n = len(self.labels)
-        first, last = iteration * self.batch_size, (iteration + 1) * self.batch_size
-        epoch, offset = divmod(first, n)
-        if last <= (epoch + 1) * n:
-            return self.permutation(epoch)[offset : offset + self.batch_size]
-        head = self.permutation(epoch)[offset:]
-        return torch.cat([head, self.permutation(epoch + 1)[: self.batch_size - len(head)]])
+        return self.order.indices(iteration)
 
     def batch(self, iteration: int) -> tuple[torch.Tensor, torch.Tensor]:
         index = self.indices(iteration)
@@ -80,9 +63,7 @@ class TrainBatchStream:
         return images, labels
 
     def __iter__(self):
-        start = self.start_iteration()
-        epoch_end = (start // len(self) + 1) * len(self)
-        for iteration in range(start, epoch_end):
+        for iteration in self.order.iterations_to_epoch_end(self.start_iteration()):
             yield self.batch(iteration)
 
 

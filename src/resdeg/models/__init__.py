@@ -1,9 +1,10 @@
 """Plain and residual networks of the paper, with shortcut options A, B and C."""
 
 from resdeg.models.cifar import CifarNet
+from resdeg.models.imagenet import ImageNetNet
 from resdeg.models.shortcuts import SHORTCUT_OPTIONS, make_shortcut
 
-__all__ = ["CifarNet", "SHORTCUT_OPTIONS", "make_shortcut", "count_parameters", "multiply_adds"]
+__all__ = ["CifarNet", "ImageNetNet", "SHORTCUT_OPTIONS", "make_shortcut", "count_parameters", "multiply_adds"]
 
 
 def count_parameters(model) -> int:

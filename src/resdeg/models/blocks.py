@@ -17,6 +17,8 @@ def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
 class BasicBlock(nn.Module):
     """Two 3x3 convolutions; ReLU after the addition (Fig. 2)."""
 
+    expansion = 1
+
     def __init__(self, in_channels: int, out_channels: int, stride: int, shortcut: nn.Module | None):
         super().__init__()
         self.conv1 = conv3x3(in_channels, out_channels, stride)
@@ -32,3 +34,51 @@ class BasicBlock(nn.Module):
         if self.shortcut is not None:
             out = out + self.shortcut(x)
         return self.relu(out)
+
+
+def conv1x1(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
+
+
+class Bottleneck(nn.Module):
+    """1x1 (reduce), 3x3, 1x1 (restore, 4x the width) convolutions (Fig. 5, right), for 50/101/152.
+
+    As in the paper's original models, the stride-2 subsampling of a stage's first block is
+    done by the first 1x1 convolution; torchvision's ResNet-50 ("v1.5") moves it to the 3x3,
+    which costs 4.1 instead of Table 1's 3.8 GFLOPs.
+    """
+
+    expansion = 4
+
+    def __init__(self, in_channels: int, width: int, stride: int, shortcut: nn.Module | None):
+        super().__init__()
+        out_channels = width * self.expansion
+        self.conv1 = conv1x1(in_channels, width, stride)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = conv3x3(width, width)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = conv1x1(width, out_channels)
+        self.bn3 = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut = shortcut
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        if self.shortcut is not None:
+            out = out + self.shortcut(x)
+        return self.relu(out)
+
+
+def he_init(model: nn.Module) -> None:
+    """He et al. 2015 ("Delving deep into rectifiers") for convolutions; BN starts at identity.
+
+    fan_out as in the authors' Torch code and torchvision. The FC layer keeps PyTorch's default.
+    """
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)

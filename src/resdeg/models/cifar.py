@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from resdeg import ResdegError
-from resdeg.models.blocks import BasicBlock, conv3x3
+from resdeg.models.blocks import BasicBlock, conv3x3, he_init
 from resdeg.models.shortcuts import SHORTCUT_OPTIONS, make_shortcut
 
 ARCHS = ("plain", "residual")
@@ -34,19 +34,6 @@ def blocks_per_stage(depth: int) -> int:
 def check_arch(arch: str) -> None:
     if arch not in ARCHS:
         raise ResdegError(f"unknown arch {arch!r}: choose one of {', '.join(ARCHS)} (e.g. model.arch=plain)")
-
-
-def he_init(model: nn.Module) -> None:
-    """He et al. 2015 ("Delving deep into rectifiers") for convolutions; BN starts at identity.
-
-    fan_out as in the authors' Torch code and torchvision. The FC layer keeps PyTorch's default.
-    """
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
 
 
 class CifarNet(nn.Module):
