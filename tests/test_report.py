@@ -110,3 +110,95 @@ def test_notebook_runs_on_a_results_tree(degraded):
     outputs = "".join(o.get("text", "") for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs)
     assert "Degradation reproduced" in outputs
     assert any("image/png" in o.get("data", {}) for cell in nb.cells for o in cell.get("outputs", []))
+
+
+# -- ImageNet: Fig. 4, Tables 2 and 3 ------------------------------------------------------------
+def write_imagenet_run(results, arch, depth, shortcut, top1, top5, train_final, seed=0, protocol="paper"):
+    name = f"plain-{depth}" if arch == "plain" else f"resnet-{depth}-{shortcut}"
+    identity = {"run_id": f"{name}_seed{seed}_test", "name": name, "group": f"imagenet-{protocol}", "dataset": "imagenet",
+                "arch": arch, "depth": depth, "shortcut": shortcut, "protocol": protocol, "seed": seed}
+    rec = RunRecorder(results / "runs" / identity["group"] / identity["run_id"], identity, "seed: 0\n")
+    rec.start(parameters=1000 * depth, iterations=600000)
+    for it in range(10000, 600001, 10000):
+        rec.log_metrics({"train/error": 90 - (90 - train_final) * it / 600000}, step=it)
+        if it % 50000 == 0:
+            rec.log_metrics({"val/error": 90 - (90 - top1 - 3) * it / 600000}, step=it)
+    rec.log_metrics({"val_10crop/error": top1, "val_10crop/top5_error": top5}, step=600000)
+    rec.finish("complete", final={"train_error": train_final, "val_10crop_error": top1, "val_10crop_top5_error": top5})
+
+
+@pytest.fixture
+def imagenet(tmp_path):
+    write_imagenet_run(tmp_path, "plain", 18, "A", 28.0, 10.0, 27.0)
+    write_imagenet_run(tmp_path, "plain", 34, "A", 29.0, 10.5, 29.5)
+    write_imagenet_run(tmp_path, "residual", 18, "A", 27.5, 9.5, 26.0)
+    write_imagenet_run(tmp_path, "residual", 34, "A", 25.5, 8.0, 22.0)
+    write_imagenet_run(tmp_path, "residual", 34, "A", 25.1, 7.9, 22.0, seed=1)
+    write_imagenet_run(tmp_path, "residual", 34, "B", 24.6, 7.5, 21.0)
+    return tmp_path
+
+
+def test_table2_and_table3_numbers_come_from_the_records(imagenet):
+    from resdeg.report.tables import table2, table3
+
+    results = load_results(imagenet)
+    t2 = table2(results).set_index("method")
+    assert list(t2.index) == ["plain-18", "plain-34", "ResNet-18", "ResNet-34"]
+    assert t2.loc["plain-34", "top-1 err % (ours)"] == "29.00" and t2.loc["plain-34", "top-1 err % (paper)"] == 28.54
+    assert t2.loc["ResNet-34", "top-1 err % (ours)"] == "25.10 (25.30±0.28)" and t2.loc["ResNet-34", "runs"] == 2
+    assert t2.loc["ResNet-34", "difference (pts)"] == pytest.approx(25.10 - 25.03)
+    t3 = table3(results).set_index("model")
+    assert list(t3.index) == ["plain-34", "ResNet-34 A", "ResNet-34 B"]  # no option C run: no row
+    assert t3.loc["ResNet-34 B", "top-5 err % (ours)"] == "7.50" and t3.loc["ResNet-34 B", "top-5 err % (paper)"] == 7.46
+    assert t3.loc["ResNet-34 B", "top-1 difference (pts)"] == pytest.approx(24.6 - 24.52)
+
+
+def test_fig4_has_thin_training_and_bold_validation_lines(imagenet):
+    import matplotlib.pyplot as plt
+
+    from resdeg.report.figures import fig4
+
+    fig = fig4(load_results(imagenet).of("imagenet", "paper"), "paper")
+    plain, resnet = fig.axes
+    assert len(plain.lines) == 4 and len(resnet.lines) == 4  # 2 depths x (thin training, bold validation)
+    assert sorted(line.get_linewidth() for line in plain.lines) == [0.8, 0.8, 2.4, 2.4]
+    assert plain.get_xlim() == (0, 50) and plain.get_ylim() == (20, 60)  # the paper's axes for protocol paper
+    plt.close(fig)
+
+
+def test_cli_writes_imagenet_figures_tables_and_verdict(imagenet):
+    assert report_main(["all", "--results", str(imagenet)]) == 0
+    assert (imagenet / "figures" / "fig4_imagenet_paper.png").is_file()
+    assert (imagenet / "figures" / "fig4_imagenet_paper.pdf").is_file()
+    for stem in ("table2_imagenet_paper", "table3_imagenet_paper"):
+        assert {p.suffix for p in (imagenet / "tables").glob(f"{stem}.*")} == {".md", ".tex", ".csv"}
+    verdict = (imagenet / "tables" / "degradation_verdict_imagenet_paper.md").read_text()
+    assert "plain-34 is 2.5 points above plain-18" in verdict and "ResNet-34 is 4.0 points below ResNet-18" in verdict
+    assert "Degradation reproduced" in verdict
+
+
+def test_report_on_real_short_runs(cifar_root, tmp_path):
+    """Records written by real training runs (plain-8 and ResNet-8 on real CIFAR-10) go
+    through the report: the table's number is the record's, the figure has both runs."""
+    import json
+
+    from conftest import run_cli
+
+    result = run_cli("--multirun", "model.arch=plain,residual", "model.depth=8", "protocol=cifar_quick",
+                     "protocol.batch_size=32", "protocol.iterations=8", "protocol.log_every=2", "protocol.eval_every=4",
+                     "protocol.schedule.warmup_iterations=2", "data.eval_batch_size=1000",
+                     f"paths.results={tmp_path / 'results'}", f"paths.experiments={tmp_path / 'exp'}",
+                     env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert report_main(["all", "--results", str(tmp_path / "results")]) == 0
+    resnet = json.loads(next((tmp_path / "results").rglob("resnet-8-A_*/summary.json")).read_text())
+    table = pd.read_csv(tmp_path / "results" / "tables" / "table6_cifar10_quick.csv")
+    assert table["method"].tolist() == ["ResNet-8"]
+    assert float(table["test error % (ours)"][0]) == pytest.approx(resnet["final"]["test_error"], abs=0.005)
+    assert table["test error % (paper)"].isna().all()  # the paper has no 8-layer net
+    verdict = (tmp_path / "results" / "tables" / "degradation_verdict_quick.md").read_text()
+    assert "fewer than two depths complete (8)" in verdict and "Missing from the sweep: plain-20" in verdict
+    from resdeg.report.figures import fig6
+
+    fig = fig6(load_results(tmp_path / "results").of("cifar10", "quick"), "quick")
+    assert [len(ax.lines) for ax in fig.axes] == [2, 2]  # training (4 points) and test (2 points) per panel

@@ -1,8 +1,10 @@
-"""The paper's CIFAR-10 figures, drawn from results/ alone.
+"""The paper's figures, drawn from results/ alone.
 
-Fig. 6: one panel per kind (plain, residual), one colour per depth, dashed = training
-error, bold = test error, x = iterations (1e4), y = error (%).
-Fig. 1: plain-20 vs plain-56, training error (left) and test error (right).
+Fig. 6 (CIFAR-10): one panel per kind (plain, residual), one colour per depth, dashed =
+training error, bold = test error, x = iterations (1e4), y = error (%).
+Fig. 1 (CIFAR-10): plain-20 vs plain-56, training error (left) and test error (right).
+Fig. 4 (ImageNet): plain-18/34 (left) and ResNet-18/34 (right), thin = training error,
+bold = centre-crop validation error, x = iterations (1e4), y = error (%).
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from resdeg.report.load import Results
-from resdeg.report.reference import FIG6_XLIM, FIG6_YLIM
+from resdeg.report.reference import FIG4_XLIM, FIG4_YLIM, FIG6_XLIM, FIG6_YLIM
 
-DEPTH_COLOURS = {20: "#e6a100", 32: "#2a9df4", 44: "#d62728", 56: "#2ca02c", 110: "#000000", 1202: "#7f7f7f"}
+DEPTH_COLOURS = {20: "#e6a100", 32: "#2a9df4", 44: "#d62728", 56: "#2ca02c", 110: "#000000", 1202: "#7f7f7f",
+                 18: "#d62728", 34: "#1f77b4", 50: "#2ca02c", 101: "#9467bd", 152: "#000000"}
 KIND_TITLES = {"plain": "plain", "residual": "ResNet"}
+PANEL_TITLES = {"plain": "plain nets", "residual": "ResNets"}
 
 
 def mean_curve(results: Results, runs: pd.DataFrame, split: str) -> pd.DataFrame:
@@ -28,13 +32,13 @@ def mean_curve(results: Results, runs: pd.DataFrame, split: str) -> pd.DataFrame
     return pd.concat(curves).groupby("iteration", as_index=False)["value"].mean()
 
 
-def _axes_style(ax, protocol: str) -> None:
+def _axes_style(ax, protocol: str, xlim=FIG6_XLIM, ylim=FIG6_YLIM) -> None:
     ax.set_xlabel("iter. (1e4)")
     ax.set_ylabel("error (%)")
     ax.grid(alpha=0.3)
     if protocol == "paper":  # the paper's axes; a short protocol's errors would fall outside them
-        ax.set_xlim(*FIG6_XLIM)
-        ax.set_ylim(*FIG6_YLIM)
+        ax.set_xlim(*xlim)
+        ax.set_ylim(*ylim)
 
 
 def fig6(results: Results, protocol: str):
@@ -51,13 +55,40 @@ def fig6(results: Results, protocol: str):
             test = mean_curve(results, of_depth, "test")
             ax.plot(train.iteration / 1e4, train.value, "--", color=colour, linewidth=1)
             ax.plot(test.iteration / 1e4, test.value, "-", color=colour, linewidth=2.2, label=label)
-        ax.set_title(f"{KIND_TITLES[kind]} nets on CIFAR-10")
+        ax.set_title(f"{PANEL_TITLES[kind]} on CIFAR-10")
         _axes_style(ax, protocol)
         if ax.lines:
             ax.legend(loc="upper right", fontsize=8, title="dashed: training, bold: test", title_fontsize=7)
     fig.suptitle(f"CIFAR-10, protocol '{protocol}'", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def fig4(results: Results, protocol: str):
+    """Fig. 4 (ImageNet) as a matplotlib Figure: plain-18/34 left, ResNet-18/34 (option A) right."""
+    runs = results.runs
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, kind in zip(axes, ("plain", "residual")):
+        kind_runs = runs[(runs.arch == kind) & (runs.shortcut.eq("A") | (runs.arch == "plain"))]
+        for depth in sorted(kind_runs.depth.unique()):
+            of_depth = kind_runs[kind_runs.depth == depth]
+            colour = DEPTH_COLOURS.get(int(depth), None)
+            train = mean_curve(results, of_depth, "train")
+            val = mean_curve(results, of_depth, "val")
+            ax.plot(train.iteration / 1e4, train.value, "-", color=colour, linewidth=0.8)
+            ax.plot(val.iteration / 1e4, val.value, "-", color=colour, linewidth=2.4, label=f"{KIND_TITLES[kind]}-{depth}")
+        ax.set_title(f"{PANEL_TITLES[kind]} on ImageNet")
+        _axes_style(ax, protocol, FIG4_XLIM, FIG4_YLIM)
+        if ax.lines:
+            ax.legend(loc="upper right", fontsize=8, title="thin: training, bold: validation (centre crop)",
+                      title_fontsize=7)
+    fig.suptitle(f"ImageNet, protocol '{protocol}'", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def draw_fig4(results: Results, protocol: str, out_dir: Path, stem: str = "fig4_imagenet") -> list[Path]:
+    return _save(fig4(results, protocol), out_dir, stem)
 
 
 def draw_fig6(results: Results, protocol: str, out_dir: Path, stem: str = "fig6_cifar10") -> list[Path]:
@@ -83,6 +114,7 @@ def _save(fig, out_dir: Path, stem: str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{stem}.png", out_dir / f"{stem}.pdf"]
     for path in paths:
-        fig.savefig(path, dpi=150)
+        # no creation date in the PDF: regenerating a figure from the same records gives the same file
+        fig.savefig(path, dpi=150, metadata={"CreationDate": None} if path.suffix == ".pdf" else None)
     plt.close(fig)
     return paths

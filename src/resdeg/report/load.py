@@ -18,7 +18,7 @@ SUMMARY_COLUMNS = ["run_id", "name", "group", "dataset", "arch", "depth", "short
 
 @dataclass
 class Results:
-    runs: pd.DataFrame  # one row per run: summary fields, final_train_error, final_test_error
+    runs: pd.DataFrame  # one row per run: summary fields and final_<split>_<metric> errors
     history: pd.DataFrame  # run_id, iteration, split, metric, value
     problems: list[str] = field(default_factory=list)
 
@@ -44,11 +44,15 @@ def load_results(results_dir: str | Path = "results") -> Results:
             continue
         row = {key: summary.get(key) for key in SUMMARY_COLUMNS}
         final = summary.get("final") or {}
-        row["final_train_error"] = final.get("train_error")
-        row["final_test_error"] = final.get("test_error")
+        # every final error of the record: final_train_error, final_test_error (CIFAR-10),
+        # final_val_error, final_val_10crop_error, final_val_10crop_top5_error (ImageNet)
+        row.update({f"final_{key}": value for key, value in final.items()})
+        row.setdefault("final_train_error", None)
+        row.setdefault("final_test_error", None)
         rows.append(row)
         histories.append(history.assign(run_id=summary["run_id"]))
-    runs = pd.DataFrame(rows, columns=SUMMARY_COLUMNS + ["final_train_error", "final_test_error"])
+    finals = sorted({key for row in rows for key in row if key.startswith("final_")} | {"final_train_error", "final_test_error"})
+    runs = pd.DataFrame(rows, columns=SUMMARY_COLUMNS + finals)
     history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame(
         columns=["iteration", "split", "metric", "value", "run_id"])
     return Results(runs, history, problems)

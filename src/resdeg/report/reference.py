@@ -16,3 +16,7 @@ TABLE3_TOP1_TOP5 = {"plain": (28.54, 10.02), "A": (25.03, 7.76), "B": (24.52, 7.
 # Fig. 6's axes (CIFAR-10): iterations in units of 1e4 up to 6.4, error in % up to 20.
 FIG6_XLIM = (0, 6.4)
 FIG6_YLIM = (0, 20)
+
+# Fig. 4's axes (ImageNet): iterations in units of 1e4 up to 50, error in % from 20 to 60.
+FIG4_XLIM = (0, 50)
+FIG4_YLIM = (20, 60)

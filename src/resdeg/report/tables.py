@@ -1,4 +1,12 @@
-"""Table 6 (CIFAR-10 test error, ResNets with option A): ours beside the paper's."""
+"""The paper's tables, ours beside the paper's numbers and the difference.
+
+- Table 6 (CIFAR-10 test error, ResNets with option A);
+- Table 2 (ImageNet top-1 error, 10-crop testing, plain and residual 18/34);
+- Table 3 (ImageNet ResNet-34 top-1 / top-5 error, 10-crop testing, plain and options A/B/C).
+
+Where several seeds of one configuration are complete, "ours" is written as the paper
+writes ResNet-110's row: best (mean±std); the difference is best minus the paper's.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +15,72 @@ from pathlib import Path
 import pandas as pd
 
 from resdeg.report.load import Results
-from resdeg.report.reference import TABLE6_TEST_ERROR
+from resdeg.report.reference import TABLE2_TOP1, TABLE3_TOP1_TOP5, TABLE6_TEST_ERROR
+
+
+def ours(errors: pd.Series) -> str:
+    errors = errors.astype(float)
+    return f"{errors.min():.2f}" if len(errors) == 1 else f"{errors.min():.2f} ({errors.mean():.2f}±{errors.std():.2f})"
+
+
+def difference(errors: pd.Series, paper: float | None) -> float | None:
+    return None if paper is None or errors.isna().all() else round(float(errors.astype(float).min()) - paper, 2)
+
+
+def _complete(results: Results) -> pd.DataFrame:
+    return results.runs[results.runs.status == "complete"]
+
+
+def _method(arch: str, depth: int) -> str:
+    return f"plain-{depth}" if arch == "plain" else f"ResNet-{depth}"
 
 
 def table6(results: Results) -> pd.DataFrame:
-    runs = results.runs
-    done = runs[(runs.arch == "residual") & (runs.shortcut == "A") & (runs.status == "complete")]
+    runs = _complete(results)
+    done = runs[(runs.arch == "residual") & (runs.shortcut == "A")]
     rows = []
     for depth, group in done.groupby("depth"):
-        errors = group.final_test_error.astype(float)
-        ours = f"{errors.mean():.2f}" if len(errors) == 1 else f"{errors.min():.2f} ({errors.mean():.2f}±{errors.std():.2f})"
         paper = TABLE6_TEST_ERROR.get(int(depth))
         rows.append({
             "method": f"ResNet-{depth}", "# params (M)": round(group.parameters.iloc[0] / 1e6, 2),
-            "runs": len(errors), "test error % (ours)": ours, "test error % (paper)": paper,
-            "difference (pts)": None if paper is None else round(errors.min() - paper, 2),
+            "runs": len(group), "test error % (ours)": ours(group.final_test_error), "test error % (paper)": paper,
+            "difference (pts)": difference(group.final_test_error, paper),
+        })
+    return pd.DataFrame(rows)
+
+
+def table2(results: Results) -> pd.DataFrame:
+    """Top-1 error (%, 10-crop) of plain and residual (option A) nets of 18 and 34 layers."""
+    runs = _complete(results)
+    done = runs[(runs.arch == "plain") | (runs.shortcut == "A")]
+    rows = []
+    for (arch, depth), group in done.groupby(["arch", "depth"]):
+        paper = TABLE2_TOP1.get((arch, int(depth)))
+        errors = group["final_val_10crop_error"]
+        rows.append({
+            "method": _method(arch, int(depth)), "runs": len(group), "top-1 err % (ours)": ours(errors),
+            "top-1 err % (paper)": paper, "difference (pts)": difference(errors, paper),
+        })
+    order = {"plain-18": 0, "plain-34": 1, "ResNet-18": 2, "ResNet-34": 3}
+    return pd.DataFrame(rows).sort_values("method", key=lambda m: m.map(order).fillna(9), kind="stable").reset_index(drop=True) if rows else pd.DataFrame(rows)
+
+
+def table3(results: Results) -> pd.DataFrame:
+    """Top-1 and top-5 error (%, 10-crop) of 34-layer nets: plain, and ResNet with options A, B, C."""
+    runs = _complete(results)
+    done = runs[runs.depth == 34]
+    rows = []
+    for key, label in (("plain", "plain-34"), ("A", "ResNet-34 A"), ("B", "ResNet-34 B"), ("C", "ResNet-34 C")):
+        group = done[done.arch == "plain"] if key == "plain" else done[(done.arch == "residual") & (done.shortcut == key)]
+        if group.empty:
+            continue
+        top1, top5 = TABLE3_TOP1_TOP5[key]
+        rows.append({
+            "model": label, "runs": len(group),
+            "top-1 err % (ours)": ours(group["final_val_10crop_error"]), "top-1 err % (paper)": top1,
+            "top-1 difference (pts)": difference(group["final_val_10crop_error"], top1),
+            "top-5 err % (ours)": ours(group["final_val_10crop_top5_error"]), "top-5 err % (paper)": top5,
+            "top-5 difference (pts)": difference(group["final_val_10crop_top5_error"], top5),
         })
     return pd.DataFrame(rows)
 

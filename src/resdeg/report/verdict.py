@@ -36,7 +36,12 @@ def _compare(results: Results, kind: str, label: str) -> tuple[str, float | None
     return line, float(gap)
 
 
-def degradation_verdict(results: Results, protocol: str) -> str:
+# the depths of each dataset's degradation sweep (Fig. 6 / Fig. 4)
+SWEEP_DEPTHS = {"cifar10": (20, 32, 44, 56), "imagenet": (18, 34)}
+DATASET_TITLES = {"cifar10": "CIFAR-10", "imagenet": "ImageNet"}
+
+
+def degradation_verdict(results: Results, protocol: str, dataset: str = "cifar10") -> str:
     plain_line, plain_gap = _compare(results, "plain", "plain")
     resnet_line, resnet_gap = _compare(results, "residual", "ResNet")
     if plain_gap is None or resnet_gap is None:
@@ -48,14 +53,15 @@ def degradation_verdict(results: Results, protocol: str) -> str:
                       f"residual nets shrink it to +{resnet_gap:.1f} points but do not remove it in these runs.")
     else:
         conclusion = "No degradation: the deeper plain net does not have higher training error in these runs."
-    missing = _missing(results)
+    missing = _missing(results, SWEEP_DEPTHS.get(dataset, ()))
     return "\n".join([
-        f"# Degradation verdict (CIFAR-10, protocol '{protocol}')", "", plain_line, resnet_line, "", f"**{conclusion}**",
+        f"# Degradation verdict ({DATASET_TITLES.get(dataset, dataset)}, protocol '{protocol}')", "", plain_line,
+        resnet_line, "", f"**{conclusion}**",
         *([""] + [f"Missing from the sweep: {missing}."] if missing else []),
     ]) + "\n"
 
 
-def _missing(results: Results) -> str:
+def _missing(results: Results, depths) -> str:
     have = {(r.arch, int(r.depth)) for r in results.runs.itertuples() if r.status == "complete"}
-    want = [(kind, d) for kind in ("plain", "residual") for d in (20, 32, 44, 56)]
+    want = [(kind, d) for kind in ("plain", "residual") for d in depths]
     return ", ".join(f"{'plain' if k == 'plain' else 'ResNet'}-{d}" for k, d in want if (k, d) not in have)
