@@ -212,6 +212,19 @@ def test_both_imagenet_sweeps_complete_when_shortened(tree, tmp_path):
     assert all(r["status"] == "complete" and "val_10crop_error" in r["final"] for r in runs)
     assert (degradation.stdout + degradation.stderr + shortcuts.stdout + shortcuts.stderr).count("complete record exists") == 1
 
+    # the report turns these real records into Fig. 4, Table 2 and Table 3
+    from resdeg.report.__main__ import main as report_main
+
+    assert report_main(["all", "--results", str(tmp_path / "results")]) == 0
+    assert (tmp_path / "results" / "figures" / "fig4_imagenet_paper.png").is_file()
+    by_name = {r["name"]: r["final"] for r in runs}
+    table2 = pd.read_csv(tmp_path / "results" / "tables" / "table2_imagenet_paper.csv").set_index("method")
+    assert float(table2.loc["plain-34", "top-1 err % (ours)"]) == pytest.approx(by_name["plain-34"]["val_10crop_error"], abs=0.005)
+    table3 = pd.read_csv(tmp_path / "results" / "tables" / "table3_imagenet_paper.csv").set_index("model")
+    assert list(table3.index) == ["plain-34", "ResNet-34 A", "ResNet-34 B", "ResNet-34 C"]
+    assert float(table3.loc["ResNet-34 C", "top-5 err % (ours)"]) == pytest.approx(
+        by_name["resnet-34-C"]["val_10crop_top5_error"], abs=0.005)
+
 
 def test_ddp_on_cpu_with_two_processes_keeps_the_global_batch(tree, tmp_path):
     """Lightning's DDP strategy, two processes on the CPU (gloo): one record, written once,
