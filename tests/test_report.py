@@ -101,6 +101,8 @@ def test_notebook_runs_on_a_results_tree(degraded):
 
     from conftest import REPO
 
+    write_imagenet_run(degraded, "plain", 18, "A", 28.0, 10.0, 27.0)  # a second dataset: its own figure
+    write_imagenet_run(degraded, "plain", 34, "A", 29.0, 10.5, 29.5)
     nb = nbformat.read(REPO / "notebooks" / "explore_results.ipynb", as_version=4)
     os.environ["RESDEG_RESULTS"] = str(degraded)
     try:
@@ -108,8 +110,9 @@ def test_notebook_runs_on_a_results_tree(degraded):
     finally:
         del os.environ["RESDEG_RESULTS"]
     outputs = "".join(o.get("text", "") for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs)
-    assert "Degradation reproduced" in outputs
-    assert any("image/png" in o.get("data", {}) for cell in nb.cells for o in cell.get("outputs", []))
+    assert "Degradation reproduced" in outputs and "Degradation verdict (ImageNet, protocol 'paper')" in outputs
+    images = [o for cell in nb.cells for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) == 2  # Fig. 6 and Fig. 4
 
 
 # -- ImageNet: Fig. 4, Tables 2 and 3 ------------------------------------------------------------

@@ -20,7 +20,7 @@ matplotlib.use("Agg")  # the CLI writes files only; notebooks keep their inline 
 
 from resdeg.report.figures import draw_fig1, draw_fig4, draw_fig6  # noqa: E402
 from resdeg.report.load import load_results  # noqa: E402
-from resdeg.report.tables import table2, table3, table6, write_table  # noqa: E402
+from resdeg.report.tables import shortcuts_table, table2, table3, table6, write_table  # noqa: E402
 from resdeg.report.verdict import degradation_verdict  # noqa: E402
 
 DATASETS = ("cifar10", "imagenet")
@@ -34,6 +34,9 @@ def report_cifar10(subset, protocol: str, what: str, figures: Path, tables: Path
     if what in ("tables", "all"):
         written += write_table(table6(subset), tables, f"table6_cifar10_{protocol}",
                                f"Table 6: CIFAR-10 test error (%), ResNets with option A, protocol '{protocol}'")
+        if subset.runs.shortcut[subset.runs.arch == "residual"].isin(["B", "C"]).any():
+            written += write_table(shortcuts_table(subset), tables, f"shortcuts_cifar10_{protocol}",
+                                   f"Shortcut options A/B/C on CIFAR-10 (not in the paper), protocol '{protocol}'")
     return written
 
 

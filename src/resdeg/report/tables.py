@@ -49,6 +49,22 @@ def table6(results: Results) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def shortcuts_table(results: Results) -> pd.DataFrame:
+    """CIFAR-10 residual nets by shortcut option (not a table of the paper, which compares
+    A/B/C on ImageNet only): final training and test error and parameters, per depth and option."""
+    runs = _complete(results)
+    done = runs[runs.arch == "residual"]
+    rows = []
+    for (depth, option), group in done.groupby(["depth", "shortcut"]):
+        rows.append({
+            "method": f"ResNet-{depth}", "option": option, "# params (M)": round(group.parameters.iloc[0] / 1e6, 3),
+            "runs": len(group), "training error % (ours)": ours(group.final_train_error),
+            "test error % (ours)": ours(group.final_test_error),
+            "test error % (paper, option A)": TABLE6_TEST_ERROR.get(int(depth)) if option == "A" else None,
+        })
+    return pd.DataFrame(rows)
+
+
 def table2(results: Results) -> pd.DataFrame:
     """Top-1 error (%, 10-crop) of plain and residual (option A) nets of 18 and 34 layers."""
     runs = _complete(results)
