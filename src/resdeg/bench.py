@@ -12,6 +12,11 @@ and prints one table with a/b, a/c and the projected wall time of the paper prot
 (including torch.compile's, when on) are excluded from every timing.
 
     python -m resdeg.bench [--iterations N] [--warmup W] [overrides ...]
+
+With ``--imagenet-root PATH`` it measures instead the ImageNet training input pipeline
+(JPEG decoding, scale augmentation, crop, flip, colour augmentation, mean subtraction in
+DataLoader workers, as a run reads it) in images/s for 1, 2, ... ``--workers`` workers:
+the number of workers a GPU node needs so that data loading is not the bottleneck.
 """
 
 from __future__ import annotations
@@ -161,6 +166,38 @@ def time_conventional(cfg, warmup: int, iterations: int, workers: int) -> float:
     return iterations * cfg.protocol.batch_size / (time.perf_counter() - start)
 
 
+def imagenet_loader_bench(root: str, max_workers: int, batches: int, out: Path) -> pd.DataFrame:
+    """Images/s of the ImageNet training pipeline (ImageNetDataModule.train_dataloader) per worker count."""
+    from resdeg.data import ImageNetDataModule
+    from resdeg.data.imagenet import list_tree
+
+    classes = len([p for p in (Path(root) / "train").iterdir() if p.is_dir()])
+    list_tree(Path(root), classes)
+    rows = []
+    with tempfile.TemporaryDirectory() as cache:
+        for workers in sorted({1, *range(2, max_workers + 1, 2), max_workers}):
+            dm = ImageNetDataModule(root, num_classes=classes, batch_size=64, mean_images=64, num_workers=workers,
+                                    cache_dir=cache)
+            dm.prepare_data()
+            dm.setup()
+            loader = iter(dm.train_dataloader())
+            next(loader)  # workers started, first batch decoded
+            start = time.perf_counter()
+            for _ in range(batches):
+                next(loader)
+            rate = batches * 64 / (time.perf_counter() - start)
+            rows.append({"workers": workers, "images_per_s": round(rate, 1), "per_worker": round(rate / workers, 1)})
+            print(rows[-1], flush=True)
+            del loader
+    table = pd.DataFrame(rows)
+    print(f"\nImageNet training pipeline, batch 64, {batches} batches; device: {device_name()}")
+    print(table.to_string(index=False))
+    out.mkdir(parents=True, exist_ok=True)
+    table.assign(device=device_name()).to_csv(out / "imagenet_loader_cpu.csv", index=False)
+    print(f"written: {out / 'imagenet_loader_cpu.csv'}")
+    return table
+
+
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     gpu = torch.cuda.is_available()
@@ -168,8 +205,12 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--warmup", type=int, default=30 if gpu else 3, help="untimed iterations first")
     parser.add_argument("--workers", type=int, default=8 if gpu else 2, help="DataLoader workers of the conventional pipeline")
     parser.add_argument("--out", default=str(REPO / "results" / "bench"))
+    parser.add_argument("--imagenet-root", help="measure the ImageNet input pipeline on this ImageFolder tree instead")
+    parser.add_argument("--batches", type=int, default=10, help="timed batches of 64 images (--imagenet-root)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. trainer.precision=bf16-mixed")
     args = parser.parse_args(argv)
+    if args.imagenet_root:
+        return imagenet_loader_bench(args.imagenet_root, args.workers, args.batches, Path(args.out))
 
     rows = []
     for arch, depth in MODELS:

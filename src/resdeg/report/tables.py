@@ -54,6 +54,8 @@ def shortcuts_table(results: Results) -> pd.DataFrame:
     A/B/C on ImageNet only): final training and test error and parameters, per depth and option."""
     runs = _complete(results)
     done = runs[runs.arch == "residual"]
+    compared = done.groupby("depth").shortcut.nunique()
+    done = done[done.depth.isin(compared[compared > 1].index)]  # depths trained with more than one option
     rows = []
     for (depth, option), group in done.groupby(["depth", "shortcut"]):
         rows.append({
@@ -104,7 +106,9 @@ def table3(results: Results) -> pd.DataFrame:
 def write_table(table: pd.DataFrame, out_dir: Path, stem: str, caption: str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{stem}.md", out_dir / f"{stem}.tex", out_dir / f"{stem}.csv"]
-    paths[0].write_text(f"{caption}\n\n{table.to_markdown(index=False) if len(table) else '(no complete runs)'}\n")
+    # a number the paper does not give is written "--", not "nan"
+    markdown = table.astype(object).where(table.notna(), None).to_markdown(index=False, missingval="--")
+    paths[0].write_text(f"{caption}\n\n{markdown if len(table) else '(no complete runs)'}\n")
     paths[1].write_text(table.to_latex(index=False, caption=caption, na_rep="--"))
     table.to_csv(paths[2], index=False)
     return paths
