@@ -180,7 +180,8 @@ def imagenet_loader_bench(root: str, max_workers: int, batches: int, out: Path) 
                                     cache_dir=cache)
             dm.prepare_data()
             dm.setup()
-            loader = iter(dm.train_dataloader())
+            train_loader = dm.train_dataloader()
+            loader = (batch for _ in iter(int, 1) for batch in train_loader)  # epoch after epoch
             next(loader)  # workers started, first batch decoded
             start = time.perf_counter()
             for _ in range(batches):
@@ -188,7 +189,7 @@ def imagenet_loader_bench(root: str, max_workers: int, batches: int, out: Path) 
             rate = batches * 64 / (time.perf_counter() - start)
             rows.append({"workers": workers, "images_per_s": round(rate, 1), "per_worker": round(rate / workers, 1)})
             print(rows[-1], flush=True)
-            del loader
+            del loader, train_loader
     table = pd.DataFrame(rows)
     print(f"\nImageNet training pipeline, batch 64, {batches} batches; device: {device_name()}")
     print(table.to_string(index=False))
