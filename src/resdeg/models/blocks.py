@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from resdeg.models.shortcuts import make_shortcut
+
 
 def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
@@ -82,3 +84,21 @@ def he_init(model: nn.Module) -> None:
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+
+
+def make_stages(block, in_channels: int, widths, counts, arch: str, shortcut: str) -> tuple[nn.Sequential, int]:
+    """The stages of a network: ``counts[i]`` blocks of width ``widths[i]``; the first block of
+    every stage after the first halves the map with a stride-2 convolution. A residual block
+    gets the shortcut of option A, B or C; a plain block none. Returns (stages, output channels).
+    """
+    stages = []
+    for stage_index, (width, count) in enumerate(zip(widths, counts)):
+        blocks = []
+        for block_index in range(count):
+            stride = 2 if stage_index > 0 and block_index == 0 else 1
+            out_channels = width * block.expansion
+            shortcut_module = make_shortcut(shortcut, in_channels, out_channels, stride) if arch == "residual" else None
+            blocks.append(block(in_channels, width, stride, shortcut_module))
+            in_channels = out_channels
+        stages.append(nn.Sequential(*blocks))
+    return nn.Sequential(*stages), in_channels

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from resdeg import ResdegError
-from resdeg.models.blocks import BasicBlock, conv3x3, he_init
+from resdeg.models.blocks import BasicBlock, conv3x3, he_init, make_stages
 from resdeg.models.shortcuts import SHORTCUT_OPTIONS, make_shortcut
 
 ARCHS = ("plain", "residual")
@@ -52,22 +52,10 @@ class CifarNet(nn.Module):
         self.arch, self.depth, self.shortcut_option = arch, depth, shortcut
 
         self.stem = nn.Sequential(conv3x3(3, STAGE_WIDTHS[0]), nn.BatchNorm2d(STAGE_WIDTHS[0]), nn.ReLU(inplace=True))
-        stages = []
-        in_channels = STAGE_WIDTHS[0]
-        for stage_index, width in enumerate(STAGE_WIDTHS):
-            blocks = []
-            for block_index in range(n):
-                # the first block of stages 2 and 3 halves the map with a stride-2 convolution
-                stride = 2 if stage_index > 0 and block_index == 0 else 1
-                shortcut_module = (
-                    make_shortcut(shortcut, in_channels, width, stride) if arch == "residual" else None
-                )
-                blocks.append(BasicBlock(in_channels, width, stride, shortcut_module))
-                in_channels = width
-            stages.append(nn.Sequential(*blocks))
-        self.stages = nn.Sequential(*stages)
+        # 3 stages of n blocks (2n layers) on maps of 32, 16, 8 with 16, 32, 64 filters
+        self.stages, out_channels = make_stages(BasicBlock, STAGE_WIDTHS[0], STAGE_WIDTHS, (n, n, n), arch, shortcut)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(in_channels, num_classes)
+        self.fc = nn.Linear(out_channels, num_classes)
         he_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

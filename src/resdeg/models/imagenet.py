@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from resdeg import ResdegError
-from resdeg.models.blocks import BasicBlock, Bottleneck, he_init
+from resdeg.models.blocks import BasicBlock, Bottleneck, he_init, make_stages
 from resdeg.models.cifar import check_arch
 from resdeg.models.shortcuts import SHORTCUT_OPTIONS, make_shortcut
 
@@ -59,20 +59,9 @@ class ImageNetNet(nn.Module):
             nn.ReLU(inplace=True),
             nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
         )
-        stages = []
-        in_channels = 64
-        for stage_index, (width, count) in enumerate(zip(STAGE_WIDTHS, counts)):
-            blocks = []
-            for block_index in range(count):
-                stride = 2 if stage_index > 0 and block_index == 0 else 1
-                out_channels = width * block.expansion
-                shortcut_module = make_shortcut(shortcut, in_channels, out_channels, stride) if arch == "residual" else None
-                blocks.append(block(in_channels, width, stride, shortcut_module))
-                in_channels = out_channels
-            stages.append(nn.Sequential(*blocks))
-        self.stages = nn.Sequential(*stages)
+        self.stages, out_channels = make_stages(block, 64, STAGE_WIDTHS, counts, arch, shortcut)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(in_channels, num_classes)
+        self.fc = nn.Linear(out_channels, num_classes)
         he_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

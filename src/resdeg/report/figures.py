@@ -41,8 +41,9 @@ def _axes_style(ax, protocol: str, xlim=FIG6_XLIM, ylim=FIG6_YLIM) -> None:
         ax.set_ylim(*ylim)
 
 
-def fig6(results: Results, protocol: str):
-    """Fig. 6 as a matplotlib Figure (draw_fig6 saves it)."""
+def _kind_panels(results: Results, protocol: str, dataset_title: str, eval_split: str, train_style: dict,
+                 eval_width: float, legend_title: str, xlim, ylim):
+    """Plain nets left, residual nets (option A) right; per depth a training and an evaluation curve."""
     runs = results.runs
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for ax, kind in zip(axes, ("plain", "residual")):
@@ -50,41 +51,30 @@ def fig6(results: Results, protocol: str):
         for depth in sorted(kind_runs.depth.unique()):
             of_depth = kind_runs[kind_runs.depth == depth]
             colour = DEPTH_COLOURS.get(int(depth), None)
-            label = f"{KIND_TITLES[kind]}-{depth}"
             train = mean_curve(results, of_depth, "train")
-            test = mean_curve(results, of_depth, "test")
-            ax.plot(train.iteration / 1e4, train.value, "--", color=colour, linewidth=1)
-            ax.plot(test.iteration / 1e4, test.value, "-", color=colour, linewidth=2.2, label=label)
-        ax.set_title(f"{PANEL_TITLES[kind]} on CIFAR-10")
-        _axes_style(ax, protocol)
+            evaluation = mean_curve(results, of_depth, eval_split)
+            ax.plot(train.iteration / 1e4, train.value, color=colour, **train_style)
+            ax.plot(evaluation.iteration / 1e4, evaluation.value, "-", color=colour, linewidth=eval_width,
+                    label=f"{KIND_TITLES[kind]}-{depth}")
+        ax.set_title(f"{PANEL_TITLES[kind]} on {dataset_title}")
+        _axes_style(ax, protocol, xlim, ylim)
         if ax.lines:
-            ax.legend(loc="upper right", fontsize=8, title="dashed: training, bold: test", title_fontsize=7)
-    fig.suptitle(f"CIFAR-10, protocol '{protocol}'", fontsize=10)
+            ax.legend(loc="upper right", fontsize=8, title=legend_title, title_fontsize=7)
+    fig.suptitle(f"{dataset_title}, protocol '{protocol}'", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def fig6(results: Results, protocol: str):
+    """Fig. 6 (CIFAR-10) as a matplotlib Figure: dashed training error, bold test error."""
+    return _kind_panels(results, protocol, "CIFAR-10", "test", {"linestyle": "--", "linewidth": 1}, 2.2,
+                        "dashed: training, bold: test", FIG6_XLIM, FIG6_YLIM)
 
 
 def fig4(results: Results, protocol: str):
-    """Fig. 4 (ImageNet) as a matplotlib Figure: plain-18/34 left, ResNet-18/34 (option A) right."""
-    runs = results.runs
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    for ax, kind in zip(axes, ("plain", "residual")):
-        kind_runs = runs[(runs.arch == kind) & (runs.shortcut.eq("A") | (runs.arch == "plain"))]
-        for depth in sorted(kind_runs.depth.unique()):
-            of_depth = kind_runs[kind_runs.depth == depth]
-            colour = DEPTH_COLOURS.get(int(depth), None)
-            train = mean_curve(results, of_depth, "train")
-            val = mean_curve(results, of_depth, "val")
-            ax.plot(train.iteration / 1e4, train.value, "-", color=colour, linewidth=0.8)
-            ax.plot(val.iteration / 1e4, val.value, "-", color=colour, linewidth=2.4, label=f"{KIND_TITLES[kind]}-{depth}")
-        ax.set_title(f"{PANEL_TITLES[kind]} on ImageNet")
-        _axes_style(ax, protocol, FIG4_XLIM, FIG4_YLIM)
-        if ax.lines:
-            ax.legend(loc="upper right", fontsize=8, title="thin: training, bold: validation (centre crop)",
-                      title_fontsize=7)
-    fig.suptitle(f"ImageNet, protocol '{protocol}'", fontsize=10)
-    fig.tight_layout()
-    return fig
+    """Fig. 4 (ImageNet) as a matplotlib Figure: thin training error, bold centre-crop validation error."""
+    return _kind_panels(results, protocol, "ImageNet", "val", {"linestyle": "-", "linewidth": 0.8}, 2.4,
+                        "thin: training, bold: validation (centre crop)", FIG4_XLIM, FIG4_YLIM)
 
 
 def draw_fig4(results: Results, protocol: str, out_dir: Path, stem: str = "fig4_imagenet") -> list[Path]:
