@@ -102,3 +102,21 @@ def make_stages(block, in_channels: int, widths, counts, arch: str, shortcut: st
             in_channels = out_channels
         stages.append(nn.Sequential(*blocks))
     return nn.Sequential(*stages), in_channels
+
+
+class StagedNet(nn.Module):
+    """The paper's networks: stem, stages of blocks (``make_stages``), global average pooling,
+    a fully-connected layer (the softmax is in the loss); He initialisation."""
+
+    def __init__(self, stem: nn.Module, block, widths, counts, arch: str, shortcut: str, num_classes: int):
+        super().__init__()
+        self.stem = stem
+        stem_channels = [m for m in stem.modules() if isinstance(m, nn.Conv2d)][-1].out_channels
+        self.stages, out_channels = make_stages(block, stem_channels, widths, counts, arch, shortcut)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(out_channels, num_classes)
+        he_init(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stages(self.stem(x))
+        return self.fc(torch.flatten(self.pool(x), 1))

@@ -9,11 +9,10 @@ global average pooling, a 10-way fully-connected layer, and softmax."
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from resdeg import ResdegError
-from resdeg.models.blocks import BasicBlock, conv3x3, he_init, make_stages
+from resdeg.models.blocks import BasicBlock, StagedNet, conv3x3
 from resdeg.models.shortcuts import SHORTCUT_OPTIONS, make_shortcut
 
 ARCHS = ("plain", "residual")
@@ -36,7 +35,7 @@ def check_arch(arch: str) -> None:
         raise ResdegError(f"unknown arch {arch!r}: choose one of {', '.join(ARCHS)} (e.g. model.arch=plain)")
 
 
-class CifarNet(nn.Module):
+class CifarNet(StagedNet):
     """Plain or residual CIFAR-10 network of depth 6n+2.
 
     arch: "plain" (no shortcuts) or "residual"; shortcut: option "A" (the paper's CIFAR
@@ -44,20 +43,12 @@ class CifarNet(nn.Module):
     """
 
     def __init__(self, arch: str = "residual", depth: int = 20, shortcut: str = "A", num_classes: int = 10):
-        super().__init__()
         check_arch(arch)
         n = blocks_per_stage(depth)
         if shortcut not in SHORTCUT_OPTIONS:
             make_shortcut(shortcut, 1, 1, 1)  # raises the listing message
+        # "The first layer is 3x3 convolutions", then 3 stages of n blocks (2n layers) on maps
+        # of 32, 16, 8 with 16, 32, 64 filters
+        stem = nn.Sequential(conv3x3(3, STAGE_WIDTHS[0]), nn.BatchNorm2d(STAGE_WIDTHS[0]), nn.ReLU(inplace=True))
+        super().__init__(stem, BasicBlock, STAGE_WIDTHS, (n, n, n), arch, shortcut, num_classes)
         self.arch, self.depth, self.shortcut_option = arch, depth, shortcut
-
-        self.stem = nn.Sequential(conv3x3(3, STAGE_WIDTHS[0]), nn.BatchNorm2d(STAGE_WIDTHS[0]), nn.ReLU(inplace=True))
-        # 3 stages of n blocks (2n layers) on maps of 32, 16, 8 with 16, 32, 64 filters
-        self.stages, out_channels = make_stages(BasicBlock, STAGE_WIDTHS[0], STAGE_WIDTHS, (n, n, n), arch, shortcut)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(out_channels, num_classes)
-        he_init(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stages(self.stem(x))
-        return self.fc(torch.flatten(self.pool(x), 1))

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from resdeg import ResdegError
-from resdeg.models.blocks import BasicBlock, Bottleneck, he_init, make_stages
+from resdeg.models.blocks import BasicBlock, Bottleneck, StagedNet
 from resdeg.models.cifar import check_arch
 from resdeg.models.shortcuts import SHORTCUT_OPTIONS, make_shortcut
 
@@ -38,11 +38,10 @@ LAYOUTS = {
 STAGE_WIDTHS = (64, 128, 256, 512)
 
 
-class ImageNetNet(nn.Module):
+class ImageNetNet(StagedNet):
     """Plain or residual ImageNet network of depth 18, 34, 50, 101 or 152."""
 
     def __init__(self, arch: str = "residual", depth: int = 34, shortcut: str = "A", num_classes: int = 1000):
-        super().__init__()
         check_arch(arch)
         if depth not in LAYOUTS:
             raise ResdegError(
@@ -50,23 +49,16 @@ class ImageNetNet(nn.Module):
             )
         if shortcut not in SHORTCUT_OPTIONS:
             make_shortcut(shortcut, 1, 1, 1)  # raises the listing message
-        self.arch, self.depth, self.shortcut_option = arch, depth, shortcut
         block, counts = LAYOUTS[depth]
-
-        self.stem = nn.Sequential(
+        # conv1: 7x7, 64, stride 2; 3x3 max pool, stride 2
+        stem = nn.Sequential(
             nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False),
             nn.BatchNorm2d(64),
             nn.ReLU(inplace=True),
             nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
         )
-        self.stages, out_channels = make_stages(block, 64, STAGE_WIDTHS, counts, arch, shortcut)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(out_channels, num_classes)
-        he_init(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stages(self.stem(x))
-        return self.fc(torch.flatten(self.pool(x), 1))
+        super().__init__(stem, block, STAGE_WIDTHS, counts, arch, shortcut, num_classes)
+        self.arch, self.depth, self.shortcut_option = arch, depth, shortcut
 
 
 # Our parameter names -> torchvision's (resnet18/34/50...): the stem is conv1/bn1, stage i
