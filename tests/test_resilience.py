@@ -89,7 +89,7 @@ def test_sigterm_saves_a_checkpoint_and_marks_the_record_interrupted(cifar_root,
     assert "SIGTERM received: stopped at iteration" in output and "run the same command again to resume" in output
     summary = json.loads((only_record(tmp_path) / "summary.json").read_text())
     assert summary["status"] == "interrupted" and 4 <= summary["interrupted_at"] < 400
-    assert (tmp_path / "experiments" / "checkpoints").rglob("last.ckpt")
+    assert list((tmp_path / "experiments" / "checkpoints").rglob("last.ckpt"))
 
 
 def test_nan_loss_marks_the_run_diverged_and_the_sweep_goes_on(cifar_root, tmp_path):

@@ -191,6 +191,7 @@ def _ddp_safe_argv() -> None:
 
 def _fit_and_record(cfg, identity, record_dir, checkpoint_dir, previous, resume, datamodule, model, module, devices) -> dict:
     from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import WandbLogger
 
     from resdeg.models import count_parameters, multiply_adds
     from resdeg.training.module import RunDiverged
@@ -210,7 +211,7 @@ def _fit_and_record(cfg, identity, record_dir, checkpoint_dir, previous, resume,
     elif checkpoint_dir.exists() and process_rank() == 0:
         shutil.rmtree(checkpoint_dir)  # a fresh run must never resume from an older run's checkpoint
     loggers = build_loggers(cfg, identity, recorder, previous)
-    wandb_id = next((lg.version for lg in loggers if type(lg).__name__ == "WandbLogger"), None)
+    wandb_id = next((lg.version for lg in loggers if isinstance(lg, WandbLogger)), None)
     recorder.start(
         parameters=count_parameters(model),
         multiply_adds=multiply_adds(model, tuple(datamodule.input_size)),

@@ -74,9 +74,10 @@ class PlateauSchedule:
     threshold: float = 0.1
     max_drops: int = 3
     warmup: str = "none"
-    best: float = float("inf")
-    evaluations_since_best: int = 0
-    drops: int = 0
+    # state, not configuration: saved in and restored from the checkpoint
+    best: float = field(default=float("inf"), init=False)
+    evaluations_since_best: int = field(default=0, init=False)
+    drops: int = field(default=0, init=False)
 
     def __post_init__(self):
         if self.warmup != "none":
