@@ -6,6 +6,7 @@
 #   make sweep-degradation LAUNCHER=parallel   jobs side by side, one GPU each (RUNS_PER_GPU=2: two per GPU)
 #   make sweep-degradation LAUNCHER=slurm ARGS="hydra.launcher.partition=gpu"   a SLURM job array
 #   make sweep-degradation SEEDS=0,1,2 FORCE=1   seeds as a sweep axis; FORCE=1 reruns complete runs
+#   make sweep-budget                    the budget study: plain/ResNet-20/56 at BUDGETS=500,1000,2000,4000 iterations (CPU)
 #   make sweep-shortcuts                 ResNet-20/56 x options A/B/C on CIFAR-10 (DATASET=imagenet: ResNet-34, Table 3)
 #   make sweep-imagenet IMAGENET_ROOT=/data/imagenet   Table 2 / Fig. 4: {plain, residual} x {18, 34}
 #   make train ARGS="model.arch=plain model.depth=56"   one run, any Hydra overrides
@@ -31,6 +32,8 @@ RUNS_PER_GPU ?= 1
 LOGGER ?= wandb
 # FORCE=1 reruns runs whose complete record exists (by default a re-launched sweep skips them)
 FORCE ?= 0
+# iterations of the quick protocol family trained by sweep-budget, e.g. BUDGETS=500,1000
+BUDGETS ?= 500,1000,2000,4000
 # cifar10 | imagenet, for sweep-shortcuts
 DATASET ?= cifar10
 # ImageNet: a folder with train/ and val/, one sub-folder per class (ImageFolder layout)
@@ -48,7 +51,7 @@ SWEEP_ARGS = --multirun hydra/launcher=$(or $(HYDRA_LAUNCHER_$(LAUNCHER)),$(erro
 RESDEG_CIFAR_ROOT ?= $(firstword $(patsubst %/cifar-10-python.tar.gz,%,$(wildcard $(CURDIR)/../shared/data/cifar-10-python.tar.gz)) $(CURDIR)/experiments/data)
 export RESDEG_CIFAR_ROOT
 
-.PHONY: setup test sweep-degradation sweep-shortcuts sweep-imagenet train bench figures tables report clean-venv
+.PHONY: setup test sweep-degradation sweep-budget sweep-shortcuts sweep-imagenet train bench figures tables report clean-venv
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +70,11 @@ sweep-degradation: setup
 	  else protocol=quick; echo "No GPU found: running the quick CPU protocol (conf/protocol/cifar_quick.yaml, about 30 min on 2 cores). PROTOCOL=paper runs the paper's 64k iterations."; fi; \
 	fi; \
 	set -x; $(PY) -m resdeg.train $(SWEEP_ARGS) experiment=degradation_cifar protocol=cifar_$$protocol $(ARGS)
+
+# The budget study: how many quick-protocol iterations the residual advantage needs on a CPU
+# (plain/ResNet-20/56; `make report` draws results/figures/budget_cifar10_quick.png)
+sweep-budget: setup
+	set -x; $(PY) -m resdeg.train $(SWEEP_ARGS) experiment=budget_cifar protocol.iterations=$(BUDGETS) $(ARGS)
 
 # Shortcut options A/B/C: on CIFAR-10 (ResNet-20/56, not in the paper; quick protocol without
 # a GPU) or on ImageNet (ResNet-34, Table 3)

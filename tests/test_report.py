@@ -11,10 +11,12 @@ from resdeg.report.verdict import degradation_verdict
 from resdeg.training.recorder import RunRecorder
 
 
-def write_run(results, arch, depth, final_train, final_test, seed=0, protocol="quick", status="complete", iterations=500):
+def write_run(results, arch, depth, final_train, final_test, seed=0, protocol="quick", status="complete", iterations=500,
+              setting="s1", family=None):
     name = f"plain-{depth}" if arch == "plain" else f"resnet-{depth}-A"
-    identity = {"run_id": f"{name}_seed{seed}_test", "name": name, "group": f"cifar10-{protocol}", "dataset": "cifar10",
-                "arch": arch, "depth": depth, "shortcut": "A", "protocol": protocol, "seed": seed}
+    identity = {"run_id": f"{name}_seed{seed}_{setting}", "name": name, "group": f"cifar10-{protocol}",
+                "dataset": "cifar10", "arch": arch, "depth": depth, "shortcut": "A", "protocol": protocol,
+                "protocol_family": family or protocol, "seed": seed, "protocol_hash": setting}
     rec = RunRecorder(results / "runs" / identity["group"] / identity["run_id"], identity, "seed: 0\n")
     rec.start(parameters=1000 * depth, iterations=iterations)
     steps = np.arange(50, iterations + 1, 50)
@@ -39,12 +41,103 @@ def degraded(tmp_path):
 
 def test_table6_numbers_come_from_the_records(degraded):
     write_run(degraded, "residual", 56, 41, 40, seed=1)
-    table = table6(load_results(degraded))
-    row = table.set_index("method").loc["ResNet-56"]
+    write_run(degraded, "residual", 110, 30, 20, seed=0)
+    write_run(degraded, "residual", 110, 30, 22, seed=1)
+    table = table6(load_results(degraded), "paper").set_index("method")
+    row = table.loc["ResNet-56"]
     assert row["runs"] == 2
-    assert row["test error % (ours)"] == "39.00 (39.50±0.71)"  # best (mean±std), as the paper writes ResNet-110
+    assert row["test error % (ours)"] == "39.50±0.71"  # the mean over seeds
     assert row["test error % (paper)"] == 6.97
-    assert row["difference (pts)"] == pytest.approx(39.0 - 6.97)
+    assert row["difference (pts)"] == pytest.approx(39.5 - 6.97)
+    # only ResNet-110 is written as the paper writes it: best (mean±std), the difference from the best
+    assert table.loc["ResNet-110", "test error % (ours)"] == "20.00 (21.00±1.41)"
+    assert table.loc["ResNet-110", "difference (pts)"] == pytest.approx(20.0 - 6.43)
+
+
+def test_table6_of_a_short_protocol_gives_no_difference_to_the_paper(degraded):
+    table = table6(load_results(degraded), "quick-500")
+    assert "difference (pts)" not in table and "test error % (paper)" not in table
+    assert table["paper, 64k iterations (reference only)"].tolist() == [8.75, 7.51, 7.17, 6.97]
+    # how the error changes with depth: 43 -> 41 -> 40 -> 39 (final train error minus 2)
+    assert table["vs. next shallower (pts)"].tolist()[1:] == [-2.0, -1.0, -1.0]
+    assert pd.isna(table["vs. next shallower (pts)"].iloc[0])
+
+
+def test_verdict_with_one_seed_says_the_noise_is_unknown(degraded):
+    text = degradation_verdict(load_results(degraded), "quick")
+    assert "one seed per net, so the seed noise is unknown" in text
+    assert "Degradation reproduced, both halves" in text
+
+
+def test_verdict_with_seeds_weighs_each_gap_against_their_spread(tmp_path):
+    # plain: 20 -> 57/59, 56 -> 78/80 (gap 21, spread 2); ResNet: 20 -> 45/47, 56 -> 46/47.5 (gap +0.75, spread 2)
+    for seed, shift in ((0, 0.0), (1, 2.0)):
+        write_run(tmp_path, "plain", 20, 57 + shift, 55, seed=seed)
+        write_run(tmp_path, "plain", 56, 78 + shift, 76, seed=seed)
+        write_run(tmp_path, "residual", 20, 45 + shift, 44, seed=seed)
+        write_run(tmp_path, "residual", 56, 46 + 1.5 * shift / 2, 45, seed=seed)
+    text = degradation_verdict(load_results(tmp_path), "quick")
+    assert "plain-56 is 21.0 points above plain-20" in text
+    assert "the gap exceeds the spread across seeds (2.0 points)" in text
+    assert "ResNet-56 is 0.8 points above ResNet-20" in text  # 46.75 - 46.0
+    assert "the gap is within the spread across seeds (2.0 points)" in text
+    assert "plain-20: 58.0% (seeds 57.0-59.0, n=2)" in text
+    # a deeper ResNet above a shallower one by less than the seed spread still counts as "at or below"
+    assert "Degradation reproduced, both halves" in text and "by more than the spread across seeds" in text
+    assert "seed noise of those comparisons is unknown" not in text
+
+
+def test_verdict_when_a_deeper_resnet_is_above_beyond_the_spread(tmp_path):
+    for seed, shift in ((0, 0.0), (1, 0.5)):
+        write_run(tmp_path, "plain", 20, 57 + shift, 55, seed=seed)
+        write_run(tmp_path, "plain", 56, 78 + shift, 76, seed=seed)
+        write_run(tmp_path, "residual", 20, 45 + shift, 44, seed=seed)
+        write_run(tmp_path, "residual", 56, 48 + shift, 45, seed=seed)
+    text = degradation_verdict(load_results(tmp_path), "quick")
+    assert "do not remove it" in text and "ResNet-56 +3.0 vs ResNet-20" in text
+
+
+def test_a_debug_run_and_a_killed_run_leave_the_sweep_report_unchanged(degraded):
+    """A 30-iteration debug run under the same protocol name (another setting) and a killed
+    run of the sweep's own setting change none of the sweep's figures, tables or verdict."""
+    assert report_main(["all", "--results", str(degraded)]) == 0
+    before = {p.name: p.read_bytes() for p in (degraded / "tables").iterdir()}
+    write_run(degraded, "plain", 20, 85, 85, iterations=30, setting="debug")
+    write_run(degraded, "plain", 56, 10, 10, seed=3, status="running")  # killed mid-run
+    assert report_main(["all", "--results", str(degraded)]) == 0
+    after = {p.name: p.read_bytes() for p in (degraded / "tables").iterdir()}
+    for name, text in before.items():
+        assert after[name] == text, name
+    # the debug run gets a set of its own, named by its setting
+    assert "fewer than two depths complete (20)" in (degraded / "tables" / "degradation_verdict_quick_debug.md").read_text()
+    assert (degraded / "figures" / "fig6_cifar10_quick_debug.png").is_file()
+
+
+def test_budget_study_table_and_figure(tmp_path):
+    from resdeg.report.budget import budget_figure, budget_table
+
+    # plain gap 20 at every budget; ResNet gap +3 at 500, -1 and -2 (two seeds) at 1000
+    for budget, resnet56 in ((500, [48.0]), (1000, [44.0, 43.0])):
+        for seed, r56 in enumerate(resnet56):
+            kw = dict(protocol=f"quick-{budget}", family="quick", iterations=budget, seed=seed, setting=f"b{budget}")
+            write_run(tmp_path, "plain", 20, 50, 50, **kw)
+            write_run(tmp_path, "plain", 56, 70, 70, **kw)
+            write_run(tmp_path, "residual", 20, 45, 45, **kw)
+            write_run(tmp_path, "residual", 56, r56, r56, **kw)
+    write_run(tmp_path, "residual", 56, 10, 10, protocol="quick-1000", family="quick", iterations=1000, seed=5,
+              setting="b1000", status="running")  # not complete: left out
+    table = budget_table(load_results(tmp_path)).set_index("iterations")
+    assert table.loc[500, "plain gap (pts)"] == 20 and table.loc[500, "ResNet gap (pts)"] == 3
+    assert table.loc[500, "both halves"] == "no" and pd.isna(table.loc[500, "ResNet gap range"])  # one seed
+    assert table.loc[1000, "ResNet seeds"] == 2 and table.loc[1000, "ResNet gap (pts)"] == -1.5
+    assert table.loc[1000, "ResNet gap range"] == "-2.0 to -1.0" and table.loc[1000, "both halves"] == "yes"
+    fig = budget_figure(load_results(tmp_path))
+    gap_axis = fig.axes[0]
+    plain_line, resnet_line = [line for line in gap_axis.lines if line.get_label().startswith(("plain", "ResNet"))]
+    assert list(plain_line.get_xdata()) == [500, 1000] and list(resnet_line.get_ydata()) == [3.0, -1.5]
+    assert report_main(["all", "--results", str(tmp_path)]) == 0
+    assert (tmp_path / "figures" / "budget_cifar10_quick.png").is_file()
+    assert "| 1000 |" in (tmp_path / "tables" / "budget_cifar10_quick.md").read_text().replace("  ", "")
 
 
 def test_verdict_with_degradation(degraded):
@@ -66,11 +159,11 @@ def test_verdict_without_degradation(tmp_path):
 
 def test_cli_draws_each_protocol_separately_and_skips_a_torn_record(degraded, capsys):
     write_run(degraded, "plain", 20, 10, 9, protocol="paper", iterations=64000)
-    torn = degraded / "runs" / "cifar10-quick" / "plain-44_seed0_test" / "summary.json"
+    torn = degraded / "runs" / "cifar10-quick" / "plain-44_seed0_s1" / "summary.json"
     torn.write_text(torn.read_text()[:40])  # cut by hand mid-file
     assert report_main(["all", "--results", str(degraded)]) == 0
     err = capsys.readouterr().err
-    assert "plain-44_seed0_test: skipped, the record cannot be read" in err
+    assert "plain-44_seed0_s1: skipped, the record cannot be read" in err
     figures = {p.name for p in (degraded / "figures").iterdir()}
     assert {"fig6_cifar10_quick.png", "fig6_cifar10_quick.pdf", "fig1_cifar10_paper.png", "fig6_cifar10_paper.pdf"} <= figures
     assert "plain-44" in (degraded / "tables" / "degradation_verdict_quick.md").read_text()  # named as missing
@@ -88,7 +181,7 @@ def test_fig6_has_two_panels_and_a_line_per_depth_and_split(degraded):
     assert len(fig.axes) == 2
     for ax in fig.axes:
         assert len(ax.lines) == 8  # 4 depths x (dashed training, bold test)
-        assert ax.get_xlabel() == "iter. (1e4)" and ax.get_ylabel() == "error (%)"
+        assert ax.get_xlabel() == "iterations" and ax.get_ylabel() == "error (%)"  # a short run: not in 1e4
         assert {line.get_linestyle() for line in ax.lines} == {"--", "-"}
     plt.close(fig)
 
@@ -148,8 +241,8 @@ def test_table2_and_table3_numbers_come_from_the_records(imagenet):
     t2 = table2(results).set_index("method")
     assert list(t2.index) == ["plain-18", "plain-34", "ResNet-18", "ResNet-34"]
     assert t2.loc["plain-34", "top-1 err % (ours)"] == "29.00" and t2.loc["plain-34", "top-1 err % (paper)"] == 28.54
-    assert t2.loc["ResNet-34", "top-1 err % (ours)"] == "25.10 (25.30±0.28)" and t2.loc["ResNet-34", "runs"] == 2
-    assert t2.loc["ResNet-34", "difference (pts)"] == pytest.approx(25.10 - 25.03)
+    assert t2.loc["ResNet-34", "top-1 err % (ours)"] == "25.30±0.28" and t2.loc["ResNet-34", "runs"] == 2
+    assert t2.loc["ResNet-34", "difference (pts)"] == pytest.approx(25.30 - 25.03)
     t3 = table3(results).set_index("model")
     assert list(t3.index) == ["plain-34", "ResNet-34 A", "ResNet-34 B"]  # no option C run: no row
     assert t3.loc["ResNet-34 B", "top-5 err % (ours)"] == "7.50" and t3.loc["ResNet-34 B", "top-5 err % (paper)"] == 7.46
@@ -195,13 +288,13 @@ def test_report_on_real_short_runs(cifar_root, tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert report_main(["all", "--results", str(tmp_path / "results")]) == 0
     resnet = json.loads(next((tmp_path / "results").rglob("resnet-8-A_*/summary.json")).read_text())
-    table = pd.read_csv(tmp_path / "results" / "tables" / "table6_cifar10_quick.csv")
+    table = pd.read_csv(tmp_path / "results" / "tables" / "table6_cifar10_quick-8.csv")  # quick-<iterations>
     assert table["method"].tolist() == ["ResNet-8"]
     assert float(table["test error % (ours)"][0]) == pytest.approx(resnet["final"]["test_error"], abs=0.005)
-    assert table["test error % (paper)"].isna().all()  # the paper has no 8-layer net
-    verdict = (tmp_path / "results" / "tables" / "degradation_verdict_quick.md").read_text()
+    assert table["paper, 64k iterations (reference only)"].isna().all()  # the paper has no 8-layer net
+    verdict = (tmp_path / "results" / "tables" / "degradation_verdict_quick-8.md").read_text()
     assert "fewer than two depths complete (8)" in verdict and "Missing from the sweep: plain-20" in verdict
     from resdeg.report.figures import fig6
 
-    fig = fig6(load_results(tmp_path / "results").of("cifar10", "quick"), "quick")
+    fig = fig6(load_results(tmp_path / "results").of("cifar10", "quick-8"), "quick-8")
     assert [len(ax.lines) for ax in fig.axes] == [2, 2]  # training (4 points) and test (2 points) per panel

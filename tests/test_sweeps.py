@@ -47,15 +47,15 @@ def test_two_job_multirun_makes_two_wandb_runs_with_names_groups_tags_config_and
     runs = offline_runs(tmp_path / "experiments" / "wandb")
     assert len(runs) == 2 and runs[0].id != runs[1].id  # one W&B run per job, never shared
     assert sorted(r.name for r in runs) == ["plain-8-seed0", "resnet-8-A-seed0"]
-    assert {r.group for r in runs} == {"cifar10-degradation_cifar-quick"}
+    assert {r.group for r in runs} == {"cifar10-degradation_cifar-quick-6"}
     by_name = {r.name: r for r in runs}
-    assert set(by_name["plain-8-seed0"].tags) == {"cifar10", "plain", "depth-8", "protocol-quick"}
-    assert set(by_name["resnet-8-A-seed0"].tags) == {"cifar10", "residual", "depth-8", "protocol-quick", "option-A"}
+    assert set(by_name["plain-8-seed0"].tags) == {"cifar10", "plain", "depth-8", "protocol-quick-6"}
+    assert set(by_name["resnet-8-A-seed0"].tags) == {"cifar10", "residual", "depth-8", "protocol-quick-6", "option-A"}
     records = summaries(tmp_path)
     for run in runs:
         # the resolved config, flattened, so the dashboard filters and groups by any value
         assert run.config["model.depth"] == 8 and run.config["protocol.schedule.base_lr"] == 0.05
-        assert run.config["run.arch"] in ("plain", "residual") and run.config["run.protocol"] == "quick"
+        assert run.config["run.arch"] in ("plain", "residual") and run.config["run.protocol"] == "quick-6"
         # the logged curves are keyed by the iteration, and equal the run record's
         train = {row["trainer/global_step"]: row["train/error"] for row in run.history if "train/error" in row}
         test = {row["trainer/global_step"]: row["test/error"] for row in run.history if "test/error" in row}

@@ -71,7 +71,7 @@ def test_sweep_over_two_configs_writes_two_complete_records(cifar_root, tmp_path
     runs = records(tmp_path / "results")
     assert sorted(r["name"] for r in runs) == ["plain-20", "resnet-20-A"]
     assert all(r["status"] == "complete" and r["iteration"] == 6 for r in runs)
-    assert all(r["group"] == "cifar10-quick" for r in runs)
+    assert all(r["group"] == "cifar10-quick-6" for r in runs)  # the quick protocol is named by its budget
     assert runs[0]["parameters"] == runs[1]["parameters"] == 269722
     # Hydra's output stays under experiments/
     assert (tmp_path / "experiments" / "hydra" / "sweeps").is_dir()

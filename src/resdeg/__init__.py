@@ -11,8 +11,9 @@ class ResdegError(Exception):
     """
 
 
-# Config resolvers (e.g. the number of parallel jobs of a sweep) must exist before Hydra
-# composes a config, in the launching process and in every parallel worker.
-from resdeg.launch import register_resolvers  # noqa: E402
+# Config resolvers (a share of the run's iterations, the number of parallel jobs of a sweep)
+# must exist before Hydra resolves a config, in the launching process and in every parallel
+# worker. Registering them loads nothing else of the package.
+from resdeg.resolvers import register_resolvers  # noqa: E402
 
 register_resolvers()

@@ -22,7 +22,6 @@ import os
 import time
 from pathlib import Path
 
-from omegaconf import OmegaConf
 
 log = logging.getLogger("resdeg")
 
@@ -37,11 +36,6 @@ def parallel_jobs(runs_per_gpu: int, cpu_jobs: int) -> int:
     """Jobs a parallel sweep runs at once: runs_per_gpu on each GPU, or cpu_jobs without one."""
     gpus = cuda_device_count()
     return gpus * int(runs_per_gpu) if gpus else int(cpu_jobs)
-
-
-def register_resolvers() -> None:
-    if not OmegaConf.has_resolver("resdeg_parallel_jobs"):
-        OmegaConf.register_new_resolver("resdeg_parallel_jobs", parallel_jobs)
 
 
 def slot_order(job_num: int, n_devices: int, runs_per_gpu: int) -> list[tuple[int, int]]:

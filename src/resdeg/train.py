@@ -46,7 +46,10 @@ def run_identity(cfg: DictConfig) -> dict:
         "seed": cfg.seed,
         "precision": str(cfg.trainer.get("precision")),
     }
-    digest = hashlib.sha1(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:8]
+    digest = _hash(fingerprint)
+    # what all nets of one sweep share (protocol, data, precision): the report never draws
+    # runs of different settings in one figure, even under one protocol name
+    setting = {key: value for key, value in fingerprint.items() if key not in ("model", "seed")}
     return {
         "run_id": f"{name}_seed{cfg.seed}_{digest}",
         "name": name,
@@ -56,9 +59,16 @@ def run_identity(cfg: DictConfig) -> dict:
         "depth": int(model.depth),
         "shortcut": model.shortcut,
         "protocol": cfg.protocol.name,
+        # runs of one protocol at several budgets (quick-500, quick-1000...) share a family
+        "protocol_family": cfg.protocol.get("family", cfg.protocol.name),
         "seed": int(cfg.seed),
         "config_hash": digest,
+        "protocol_hash": _hash(setting),
     }
+
+
+def _hash(fingerprint: dict) -> str:
+    return hashlib.sha1(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:8]
 
 
 def checkpoint_iteration(path: Path) -> int:
@@ -263,6 +273,7 @@ def _fit_and_record(cfg, identity, record_dir, checkpoint_dir, previous, resume,
 
     final = final_errors(recorder.last_metrics)
     _finish(recorder, loggers, "complete", final=final, train_seconds=round(time.monotonic() - started, 1),
+            eval_seconds=round(module.eval_seconds, 1), evaluations=module.evaluations,
             processes=trainer.world_size, batch_per_process=int(protocol.batch_size) // trainer.world_size)
     if trainer.is_global_zero:
         log.info(f"{identity['name']}: complete, {final}; record: {record_dir}")

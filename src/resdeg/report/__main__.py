@@ -1,8 +1,10 @@
 """Regenerate figures, tables and the degradation verdict from results/ alone.
 
-    python -m resdeg.report [figures|tables|all] [--results results] [--protocol quick] [--dataset cifar10]
+    python -m resdeg.report [figures|tables|all] [--results results] [--protocol quick-1000] [--dataset cifar10]
 
-One set per (dataset, protocol): runs of different protocols are never mixed in a figure.
+One set per (dataset, protocol, setting), complete runs only (resdeg.report.sets): runs of
+different protocols or settings are never mixed in a figure, table or verdict. A protocol
+family trained at several budgets (quick-500, quick-1000...) also gets its budget study.
 CIFAR-10: Fig. 6, Fig. 1, Table 6, the verdict. ImageNet: Fig. 4, Table 2, Table 3, the
 verdict. Output goes to results/figures/ and results/tables/, named with the protocol; a
 partial sweep is drawn as it is and the verdict names what is missing.
@@ -11,6 +13,7 @@ partial sweep is drawn as it is and the verdict names what is missing.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -18,49 +21,72 @@ import matplotlib
 
 matplotlib.use("Agg")  # the CLI writes files only; notebooks keep their inline backend
 
+from resdeg.report.budget import budget_table, draw_budget, families_with_budgets  # noqa: E402
 from resdeg.report.figures import draw_fig1, draw_fig4, draw_fig6  # noqa: E402
 from resdeg.report.load import load_results  # noqa: E402
-from resdeg.report.tables import shortcuts_table, table2, table3, table6, write_table  # noqa: E402
+from resdeg.report.sets import ReportSet, report_sets  # noqa: E402
+from resdeg.report.tables import is_paper_protocol, shortcuts_table, table2, table3, table6, write_table  # noqa: E402
 from resdeg.report.verdict import degradation_verdict  # noqa: E402
 
 DATASETS = ("cifar10", "imagenet")
 
 
-def report_cifar10(subset, protocol: str, what: str, figures: Path, tables: Path) -> list[Path]:
+def report_cifar10(s: ReportSet, what: str, figures: Path, tables: Path) -> list[Path]:
+    subset, protocol, label = s.results, s.protocol, s.label
     written = []
     if what in ("figures", "all"):
-        written += draw_fig6(subset, protocol, figures, f"fig6_cifar10_{protocol}")
-        written += draw_fig1(subset, protocol, figures, f"fig1_cifar10_{protocol}")
+        written += draw_fig6(subset, protocol, figures, f"fig6_cifar10_{label}", s.description)
+        written += draw_fig1(subset, protocol, figures, f"fig1_cifar10_{label}", s.description)
     if what in ("tables", "all"):
-        written += write_table(table6(subset), tables, f"table6_cifar10_{protocol}",
-                               f"Table 6: CIFAR-10 test error (%), ResNets with option A, protocol '{protocol}'")
+        reference = "" if is_paper_protocol(protocol) else (
+            "; not the paper's protocol, so the paper's 64k-iteration number is a reference, not a target")
+        written += write_table(table6(subset, protocol), tables, f"table6_cifar10_{label}",
+                               f"Table 6: CIFAR-10 test error (%), ResNets with option A, protocol '{protocol}' "
+                               f"({s.description}){reference}")
         if subset.runs.shortcut[subset.runs.arch == "residual"].isin(["B", "C"]).any():
-            written += write_table(shortcuts_table(subset), tables, f"shortcuts_cifar10_{protocol}",
+            written += write_table(shortcuts_table(subset), tables, f"shortcuts_cifar10_{label}",
                                    f"Shortcut options A/B/C on CIFAR-10 (not in the paper), protocol '{protocol}'")
     return written
 
 
-def report_imagenet(subset, protocol: str, what: str, figures: Path, tables: Path) -> list[Path]:
+def report_imagenet(s: ReportSet, what: str, figures: Path, tables: Path) -> list[Path]:
+    subset, protocol, label = s.results, s.protocol, s.label
     written = []
     if what in ("figures", "all"):
-        written += draw_fig4(subset, protocol, figures, f"fig4_imagenet_{protocol}")
+        written += draw_fig4(subset, protocol, figures, f"fig4_imagenet_{label}", s.description)
     if what in ("tables", "all"):
-        written += write_table(table2(subset), tables, f"table2_imagenet_{protocol}",
+        written += write_table(table2(subset), tables, f"table2_imagenet_{label}",
                                f"Table 2: ImageNet top-1 error (%, 10-crop testing), protocol '{protocol}'")
-        written += write_table(table3(subset), tables, f"table3_imagenet_{protocol}",
+        written += write_table(table3(subset), tables, f"table3_imagenet_{label}",
                                f"Table 3: ImageNet ResNet-34 top-1 / top-5 error (%, 10-crop testing), protocol '{protocol}'")
+    return written
+
+
+def report_budgets(results, what: str, figures: Path, tables: Path) -> list[Path]:
+    """The budget study of each CIFAR-10 protocol family trained at several budgets."""
+    written = []
+    for family in families_with_budgets(results):
+        if what in ("figures", "all"):
+            written += draw_budget(results, family, figures, f"budget_cifar10_{family}")
+        if what in ("tables", "all"):
+            written += write_table(budget_table(results, family), tables, f"budget_cifar10_{family}",
+                                   f"Budget study, CIFAR-10, protocol family '{family}': final training error of "
+                                   "20- and 56-layer nets and the gap (56 minus 20; > 0: the deeper net trains "
+                                   "worse), mean over seeds")
     return written
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", nargs="?", choices=("figures", "tables", "all"), default="all")
-    parser.add_argument("--results", default="results")
+    parser.add_argument("--results", default=os.environ.get("RESDEG_RESULTS") or "results",
+                        help="the results folder (default: $RESDEG_RESULTS, else ./results)")
     parser.add_argument("--protocol", help="only this protocol (default: each protocol found)")
     parser.add_argument("--dataset", choices=DATASETS, help="only this dataset (default: each dataset found)")
     args = parser.parse_args(argv)
 
     results_dir = Path(args.results)
+    print(f"reading {results_dir.absolute()}", file=sys.stderr)
     results = load_results(results_dir)
     for problem in results.problems:
         print(f"warning: {problem}", file=sys.stderr)
@@ -69,22 +95,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no run records under {results_dir / 'runs'}: run `make sweep-degradation` first", file=sys.stderr)
         return 1
     written = []
+    figures, tables = results_dir / "figures", results_dir / "tables"
     for dataset in datasets:
-        runs = results.runs[results.runs.dataset == dataset]
-        protocols = [args.protocol] if args.protocol else sorted(runs.protocol.dropna().unique())
-        for protocol in protocols:
-            subset = results.of(dataset, protocol)
-            if subset.runs.empty:
-                print(f"no {dataset} runs of protocol {protocol!r} under {results_dir / 'runs'}", file=sys.stderr)
-                return 1
+        sets = report_sets(results, dataset, args.protocol)
+        if not sets:
+            what = f"protocol {args.protocol!r}" if args.protocol else "any protocol"
+            print(f"no complete {dataset} runs of {what} under {results_dir / 'runs'}", file=sys.stderr)
+            return 1
+        for s in sets:
+            for note in s.notes:
+                print(f"note ({dataset}, {s.label}): {note}", file=sys.stderr)
             draw = report_cifar10 if dataset == "cifar10" else report_imagenet
-            written += draw(subset, protocol, args.what, results_dir / "figures", results_dir / "tables")
+            written += draw(s, args.what, figures, tables)
             if args.what in ("tables", "all"):
-                suffix = protocol if dataset == "cifar10" else f"imagenet_{protocol}"  # CIFAR-10 keeps its earlier name
-                verdict = results_dir / "tables" / f"degradation_verdict_{suffix}.md"
-                verdict.write_text(degradation_verdict(subset, protocol, dataset))
+                suffix = s.label if dataset == "cifar10" else f"imagenet_{s.label}"  # CIFAR-10 keeps its earlier name
+                verdict = tables / f"degradation_verdict_{suffix}.md"
+                verdict.write_text(degradation_verdict(s.results, s.protocol, dataset)
+                                   + f"\nDrawn from {s.description}.\n")
                 written.append(verdict)
                 print(verdict.read_text())
+        if dataset == "cifar10" and not args.protocol:
+            written += report_budgets(results, args.what, figures, tables)
     for path in written:
         print(f"wrote {path}")
     return 0

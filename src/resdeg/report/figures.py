@@ -1,7 +1,9 @@
 """The paper's figures, drawn from results/ alone.
 
 Fig. 6 (CIFAR-10): one panel per kind (plain, residual), one colour per depth, dashed =
-training error, bold = test error, x = iterations (1e4), y = error (%).
+training error, bold = test error, x = iterations (in units of 1e4 for long runs, as the
+paper's; in iterations for short ones), y = error (%). Where a net has several seeds, the
+line is their mean and a band their range.
 Fig. 1 (CIFAR-10): plain-20 vs plain-56, training error (left) and test error (right).
 Fig. 4 (ImageNet): plain-18/34 (left) and ResNet-18/34 (right), thin = training error,
 bold = centre-crop validation error, x = iterations (1e4), y = error (%).
@@ -24,16 +26,37 @@ PANEL_TITLES = {"plain": "plain nets", "residual": "ResNets"}
 
 
 def mean_curve(results: Results, runs: pd.DataFrame, split: str) -> pd.DataFrame:
-    """The error curve averaged over the seeds of one configuration."""
+    """The error curve averaged over the seeds of one configuration: iteration, value (the
+    mean), low and high (the seed range; equal to the mean for one seed), seeds."""
     curves = [results.curve(run_id, split) for run_id in runs.run_id]
     curves = [c for c in curves if len(c)]
     if not curves:
-        return pd.DataFrame(columns=["iteration", "value"])
-    return pd.concat(curves).groupby("iteration", as_index=False)["value"].mean()
+        return pd.DataFrame(columns=["iteration", "value", "low", "high", "seeds"])
+    by_iteration = pd.concat(curves).groupby("iteration")["value"]
+    return pd.DataFrame({"value": by_iteration.mean(), "low": by_iteration.min(), "high": by_iteration.max(),
+                         "seeds": by_iteration.count()}).reset_index()
 
 
-def _axes_style(ax, protocol: str, xlim=FIG6_XLIM, ylim=FIG6_YLIM) -> None:
-    ax.set_xlabel("iter. (1e4)")
+# Long runs are drawn in units of 1e4 iterations, as the paper draws 64k; short ones in iterations
+LONG_RUN = 20_000
+
+
+def x_scale(results: Results) -> tuple[float, str]:
+    """(divisor, axis label) for the iterations of these runs."""
+    longest = results.runs.iterations.max()
+    return (1e4, "iter. (1e4)") if longest == longest and longest >= LONG_RUN else (1, "iterations")
+
+
+def plot_with_range(ax, curve: pd.DataFrame, scale: float, **style) -> None:
+    """The mean curve, and where several seeds were averaged, their range as a band."""
+    ax.plot(curve.iteration / scale, curve.value, **style)
+    if len(curve) and curve.seeds.max() > 1:
+        ax.fill_between(curve.iteration / scale, curve.low, curve.high, color=style.get("color"), alpha=0.15,
+                        linewidth=0)
+
+
+def _axes_style(ax, protocol: str, x_label: str, xlim=FIG6_XLIM, ylim=FIG6_YLIM) -> None:
+    ax.set_xlabel(x_label)
     ax.set_ylabel("error (%)")
     ax.grid(alpha=0.3)
     if protocol == "paper":  # the paper's axes; a short protocol's errors would fall outside them
@@ -42,65 +65,80 @@ def _axes_style(ax, protocol: str, xlim=FIG6_XLIM, ylim=FIG6_YLIM) -> None:
 
 
 def _kind_panels(results: Results, protocol: str, dataset_title: str, eval_split: str, train_style: dict,
-                 eval_width: float, legend_title: str, xlim, ylim):
+                 eval_width: float, legend_title: str, xlim, ylim, caption: str | None):
     """Plain nets left, residual nets (option A) right; per depth a training and an evaluation curve."""
     runs = results.runs
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    scale, x_label = x_scale(results)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.3), sharey=True)
     for ax, kind in zip(axes, ("plain", "residual")):
         kind_runs = runs[(runs.arch == kind) & (runs.shortcut.eq("A") | (runs.arch == "plain"))]
         for depth in sorted(kind_runs.depth.unique()):
             of_depth = kind_runs[kind_runs.depth == depth]
             colour = DEPTH_COLOURS.get(int(depth), None)
-            train = mean_curve(results, of_depth, "train")
-            evaluation = mean_curve(results, of_depth, eval_split)
-            ax.plot(train.iteration / 1e4, train.value, color=colour, **train_style)
-            ax.plot(evaluation.iteration / 1e4, evaluation.value, "-", color=colour, linewidth=eval_width,
-                    label=f"{KIND_TITLES[kind]}-{depth}")
+            plot_with_range(ax, mean_curve(results, of_depth, "train"), scale, color=colour, **train_style)
+            plot_with_range(ax, mean_curve(results, of_depth, eval_split), scale, linestyle="-", color=colour,
+                            linewidth=eval_width, label=f"{KIND_TITLES[kind]}-{depth}")
         ax.set_title(f"{PANEL_TITLES[kind]} on {dataset_title}")
-        _axes_style(ax, protocol, xlim, ylim)
+        _axes_style(ax, protocol, x_label, xlim, ylim)
         if ax.lines:
             ax.legend(loc="upper right", fontsize=8, title=legend_title, title_fontsize=7)
-    fig.suptitle(f"{dataset_title}, protocol '{protocol}'", fontsize=10)
-    fig.tight_layout()
+    _suptitle(fig, f"{dataset_title}, protocol '{protocol}'", caption, results)
     return fig
 
 
-def fig6(results: Results, protocol: str):
+def _suptitle(fig, title: str, caption: str | None, results: Results) -> None:
+    """The protocol and which runs were drawn, on the figure itself (a PNG travels alone)."""
+    several = (results.runs.groupby(["arch", "depth", "shortcut"], dropna=False).size() > 1).any()
+    lines = [title] + ([caption] if caption else []) + (["bands: range over seeds"] if several else [])
+    fig.suptitle("\n".join(lines), fontsize=9)
+    fig.tight_layout()
+
+
+def fig6(results: Results, protocol: str, caption: str | None = None):
     """Fig. 6 (CIFAR-10) as a matplotlib Figure: dashed training error, bold test error."""
     return _kind_panels(results, protocol, "CIFAR-10", "test", {"linestyle": "--", "linewidth": 1}, 2.2,
-                        "dashed: training, bold: test", FIG6_XLIM, FIG6_YLIM)
+                        "dashed: training, bold: test", FIG6_XLIM, FIG6_YLIM, caption)
 
 
-def fig4(results: Results, protocol: str):
+def fig4(results: Results, protocol: str, caption: str | None = None):
     """Fig. 4 (ImageNet) as a matplotlib Figure: thin training error, bold centre-crop validation error."""
     return _kind_panels(results, protocol, "ImageNet", "val", {"linestyle": "-", "linewidth": 0.8}, 2.4,
-                        "thin: training, bold: validation (centre crop)", FIG4_XLIM, FIG4_YLIM)
+                        "thin: training, bold: validation (centre crop)", FIG4_XLIM, FIG4_YLIM, caption)
 
 
-def draw_fig4(results: Results, protocol: str, out_dir: Path, stem: str = "fig4_imagenet") -> list[Path]:
-    return _save(fig4(results, protocol), out_dir, stem)
+def draw_fig4(results: Results, protocol: str, out_dir: Path, stem: str = "fig4_imagenet",
+              caption: str | None = None) -> list[Path]:
+    return save_figure(fig4(results, protocol, caption), out_dir, stem)
 
 
-def draw_fig6(results: Results, protocol: str, out_dir: Path, stem: str = "fig6_cifar10") -> list[Path]:
-    return _save(fig6(results, protocol), out_dir, stem)
+def draw_fig6(results: Results, protocol: str, out_dir: Path, stem: str = "fig6_cifar10",
+              caption: str | None = None) -> list[Path]:
+    return save_figure(fig6(results, protocol, caption), out_dir, stem)
 
 
-def draw_fig1(results: Results, protocol: str, out_dir: Path, stem: str = "fig1_cifar10") -> list[Path]:
+def fig1(results: Results, protocol: str, caption: str | None = None):
+    """Fig. 1 (CIFAR-10): plain-20 and plain-56, training error left, test error right."""
     runs = results.runs[results.runs.arch == "plain"]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    scale, x_label = x_scale(results)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.3))
     for ax, split, title in zip(axes, ("train", "test"), ("training error (%)", "test error (%)")):
         for depth in (20, 56):
             curve = mean_curve(results, runs[runs.depth == depth], split)
-            ax.plot(curve.iteration / 1e4, curve.value, color=DEPTH_COLOURS[depth], linewidth=2, label=f"{depth}-layer")
+            plot_with_range(ax, curve, scale, color=DEPTH_COLOURS[depth], linewidth=2, label=f"{depth}-layer")
         ax.set_title(title)
-        _axes_style(ax, protocol)
+        _axes_style(ax, protocol, x_label)
         if ax.lines:
             ax.legend()
-    fig.tight_layout()
-    return _save(fig, out_dir, stem)
+    _suptitle(fig, f"CIFAR-10, protocol '{protocol}'", caption, results)
+    return fig
 
 
-def _save(fig, out_dir: Path, stem: str) -> list[Path]:
+def draw_fig1(results: Results, protocol: str, out_dir: Path, stem: str = "fig1_cifar10",
+              caption: str | None = None) -> list[Path]:
+    return save_figure(fig1(results, protocol, caption), out_dir, stem)
+
+
+def save_figure(fig, out_dir: Path, stem: str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{stem}.png", out_dir / f"{stem}.pdf"]
     for path in paths:

@@ -12,8 +12,11 @@ from pathlib import Path
 
 import pandas as pd
 
-SUMMARY_COLUMNS = ["run_id", "name", "group", "dataset", "arch", "depth", "shortcut", "protocol", "seed", "status",
-                   "iteration", "iterations", "parameters"]
+# protocol_family and protocol_hash are absent from records written before they existed (read as empty);
+# eval_seconds is the wall time the run spent in evaluations, inside train_seconds
+SUMMARY_COLUMNS = ["run_id", "name", "group", "dataset", "arch", "depth", "shortcut", "protocol", "protocol_family",
+                   "protocol_hash", "seed", "status", "iteration", "iterations", "parameters", "wall_time_s",
+                   "train_seconds", "eval_seconds", "evaluations"]
 
 
 @dataclass

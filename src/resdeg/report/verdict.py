@@ -8,32 +8,69 @@ from resdeg.report.figures import mean_curve
 from resdeg.report.load import Results
 
 
-def _compare(results: Results, kind: str, label: str) -> tuple[str, float | None]:
+def _finals(done: pd.DataFrame) -> pd.DataFrame:
+    """Final training error per depth: mean, min, max and the number of seeds."""
+    return done.groupby("depth").final_train_error.agg(["mean", "min", "max", "count"])
+
+
+def _spread(finals: pd.DataFrame, *depths) -> float | None:
+    """The seed spread of a comparison: the larger range (max - min) over the seeds of the
+    depths compared; None (unknown) when any of them has a single seed."""
+    if any(finals.loc[d, "count"] < 2 for d in depths):
+        return None
+    return float(max(finals.loc[d, "max"] - finals.loc[d, "min"] for d in depths))
+
+
+def _noise_words(gap: float, spread: float | None) -> str:
+    if spread is None:
+        return "one seed per net, so the seed noise is unknown"
+    if abs(gap) > spread:
+        return f"the gap exceeds the spread across seeds ({spread:.1f} points)"
+    return f"the gap is within the spread across seeds ({spread:.1f} points)"
+
+
+def _error_text(finals: pd.DataFrame, depth) -> str:
+    row = finals.loc[depth]
+    if row["count"] < 2:
+        return f"{row['mean']:.1f}%"
+    return f"{row['mean']:.1f}% (seeds {row['min']:.1f}-{row['max']:.1f}, n={int(row['count'])})"
+
+
+def _compare(results: Results, kind: str, label: str) -> tuple[str, float | None, float | None, list[str]]:
+    """(line, gap deepest minus shallowest, its seed spread, deeper nets above a shallower one beyond the spread)."""
     runs = results.runs
     done = runs[(runs.arch == kind) & (runs.status == "complete") & ((runs.arch == "plain") | (runs.shortcut == "A"))]
     depths = sorted(done.depth.unique())
     if len(depths) < 2:
-        return f"- {label}: fewer than two depths complete ({', '.join(map(str, depths)) or 'none'}); no verdict.", None
+        return f"- {label}: fewer than two depths complete ({', '.join(map(str, depths)) or 'none'}); no verdict.", None, None, []
     shallow, deep = depths[0], depths[-1]
-    finals = done.groupby("depth").final_train_error.mean()
-    gap = finals[deep] - finals[shallow]
+    finals = _finals(done)
+    gap = finals.loc[deep, "mean"] - finals.loc[shallow, "mean"]
+    spread = _spread(finals, shallow, deep)
     a = mean_curve(results, done[done.depth == shallow], "train").set_index("iteration").value
     b = mean_curve(results, done[done.depth == deep], "train").set_index("iteration").value
     common = a.index.intersection(b.index)
     above = (b[common] > a[common])
     since = None
-    if above.iloc[-1]:
+    if len(common) and above.iloc[-1]:
         # the last iteration from which the deeper net stays above the shallower one
         flips = above[~above]
         since = common[0] if flips.empty else common[common > flips.index[-1]][0]
-    order = ", ".join(f"{label}-{d}: {finals[d]:.1f}%" for d in depths)
+    # every deeper net against every shallower one: above it by more than the seed spread?
+    worse = []
+    for i, shallower in enumerate(depths):
+        for deeper in depths[i + 1:]:
+            pair_gap = finals.loc[deeper, "mean"] - finals.loc[shallower, "mean"]
+            if pair_gap > (_spread(finals, shallower, deeper) or 0.0):
+                worse.append(f"{label}-{deeper} {pair_gap:+.1f} vs {label}-{shallower}")
+    order = ", ".join(f"{label}-{d}: {_error_text(finals, d)}" for d in depths)
     line = (
         f"- {label}: final training error {order}. {label}-{deep} is "
         f"{abs(gap):.1f} points {'above' if gap > 0 else 'below'} {label}-{shallow}"
         + (f", and above it at {int(above.sum())} of {len(common)} logged iterations (continuously from iteration {since})" if since is not None else "")
-        + "."
+        + f"; {_noise_words(gap, spread)}."
     )
-    return line, float(gap)
+    return line, float(gap), spread, worse
 
 
 # the depths of each dataset's degradation sweep (Fig. 6 / Fig. 4)
@@ -42,21 +79,33 @@ DATASET_TITLES = {"cifar10": "CIFAR-10", "imagenet": "ImageNet"}
 
 
 def degradation_verdict(results: Results, protocol: str, dataset: str = "cifar10") -> str:
-    plain_line, plain_gap = _compare(results, "plain", "plain")
-    resnet_line, resnet_gap = _compare(results, "residual", "ResNet")
+    plain_line, plain_gap, plain_spread, _ = _compare(results, "plain", "plain")
+    resnet_line, resnet_gap, resnet_spread, resnet_worse = _compare(results, "residual", "ResNet")
+    notes = []
     if plain_gap is None or resnet_gap is None:
         conclusion = "Not enough complete runs for a verdict."
-    elif plain_gap > 0 and resnet_gap <= 0:
-        conclusion = "Degradation reproduced: the deeper plain net has higher training error, the residual nets avoid it."
+    elif plain_gap > 0 and plain_spread is not None and plain_gap <= plain_spread:
+        conclusion = (f"Not shown beyond noise: the deeper plain net is {plain_gap:.1f} points above the shallowest, "
+                      f"within the spread across seeds ({plain_spread:.1f} points).")
+    elif plain_gap > 0 and not resnet_worse:
+        conclusion = ("Degradation reproduced, both halves: the deeper plain net has higher training error, and no "
+                      "deeper residual net is above a shallower one"
+                      + (" by more than the spread across seeds." if resnet_spread is not None else "."))
     elif plain_gap > 0:
         conclusion = (f"Degradation shows in the plain nets (+{plain_gap:.1f} points from shallowest to deepest); the "
-                      f"residual nets shrink it to +{resnet_gap:.1f} points but do not remove it in these runs.")
+                      f"residual nets shrink it to {resnet_gap:+.1f} points but do not remove it in these runs.")
+        notes.append(f"Deeper ResNets above a shallower one (by more than the seed spread, where it is known): "
+                     f"{'; '.join(resnet_worse)}.")
     else:
         conclusion = "No degradation: the deeper plain net does not have higher training error in these runs."
+    if plain_gap is not None and (plain_spread is None or resnet_spread is None):
+        notes.append("Some nets have one seed only: the seed noise of those comparisons is unknown "
+                     "(`SEEDS=0,1,2` measures it).")
     missing = _missing(results, SWEEP_DEPTHS.get(dataset, ()))
     return "\n".join([
         f"# Degradation verdict ({DATASET_TITLES.get(dataset, dataset)}, protocol '{protocol}')", "", plain_line,
         resnet_line, "", f"**{conclusion}**",
+        *([""] + notes if notes else []),
         *([""] + [f"Missing from the sweep: {missing}."] if missing else []),
     ]) + "\n"
 

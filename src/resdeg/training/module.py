@@ -9,6 +9,7 @@ the held-out validation split when there is one. All are keyed by the iteration.
 from __future__ import annotations
 
 import math
+import time
 
 import lightning.pytorch as pl
 import torch
@@ -53,6 +54,8 @@ class ClassifierModule(pl.LightningModule):
             self.model = self.model.to(memory_format=torch.channels_last)
         self.give_up_at_chance_after = give_up_at_chance_after
         self.warmup_done_at: int | None = None
+        # wall time spent in evaluations by this process, and how many it ran
+        self.eval_seconds, self.evaluations = 0.0, 0
         # ImageNet's tables give top-1 and top-5 error
         self.top5 = top5
         self._reset_train_sums()
@@ -129,6 +132,7 @@ class ClassifierModule(pl.LightningModule):
     # -- evaluation -----------------------------------------------------------------
     def on_validation_epoch_start(self) -> None:
         self._eval_sums = {name: [0.0, 0, 0, 0] for name in self.eval_split_names}
+        self._eval_started = time.monotonic()
 
     def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         images, labels = batch
@@ -157,6 +161,9 @@ class ClassifierModule(pl.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         metrics = self._eval_metrics(self._eval_sums)
+        # what the dense test curves cost, written into the record (summary eval_seconds)
+        self.eval_seconds += time.monotonic() - self._eval_started
+        self.evaluations += 1
         if metrics and not self.trainer.sanity_checking:
             self.emit(metrics, self.global_step)
             if "test/error" in metrics:

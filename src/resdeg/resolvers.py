@@ -1,0 +1,31 @@
+"""Config resolvers: small functions that configs call as ``${name:args}``.
+
+They must exist before Hydra resolves a config, in the launching process and in every
+parallel worker, so the package registers them on import (``resdeg/__init__.py``); the
+functions they call are imported only when a config uses them.
+"""
+
+from __future__ import annotations
+
+from omegaconf import OmegaConf
+
+
+def percent_of(percent: float, total: int) -> int:
+    """``percent`` % of ``total`` iterations, rounded, at least 1: lets a protocol say
+    "lr / 10 at 50% of the run" or "test error every 10% of the run" once for every budget."""
+    return max(1, round(float(total) * float(percent) / 100))
+
+
+def _parallel_jobs(runs_per_gpu: int, cpu_jobs: int) -> int:
+    from resdeg.launch import parallel_jobs
+
+    return parallel_jobs(runs_per_gpu, cpu_jobs)
+
+
+RESOLVERS = {"percent_of": percent_of, "resdeg_parallel_jobs": _parallel_jobs}
+
+
+def register_resolvers() -> None:
+    for name, function in RESOLVERS.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, function)
