@@ -113,6 +113,28 @@ def test_a_debug_run_and_a_killed_run_leave_the_sweep_report_unchanged(degraded)
     assert (degraded / "figures" / "fig6_cifar10_quick_debug.png").is_file()
 
 
+def test_fig7_draws_recorded_layer_responses_and_names_the_nets_without(degraded):
+    from resdeg.report.figures import fig7
+
+    for name, scale in (("plain-20_seed0_s1", 1.0), ("resnet-20-A_seed0_s1", 0.5), ("resnet-56-A_seed0_s1", 0.25)):
+        folder = next(degraded.glob(f"runs/*/{name}"))
+        rec = RunRecorder(folder, {}, "")
+        layers = 19 if "-20" in name else 55
+        rec.write_layer_responses([{"layer": k, "name": f"l{k}", "std": scale * (1 + k % 3)} for k in range(1, layers + 1)])
+    results = load_results(degraded)
+    assert len(results.responses) == 19 + 19 + 55
+    fig = fig7(results, "quick")
+    top, bottom = fig.axes
+    lines = {line.get_label(): line for line in top.lines}
+    assert set(lines) == {"plain-20", "ResNet-20", "ResNet-56"}  # Fig. 7's depths; plain-56 has none recorded
+    assert list(lines["ResNet-56"].get_ydata()[:3]) == [0.5, 0.75, 0.25]  # network order: 0.25 x (1 + k % 3)
+    sorted_line = {line.get_label(): line for line in bottom.lines}["ResNet-56"].get_ydata()
+    assert list(sorted_line) == sorted(sorted_line, reverse=True)
+    assert "no layer responses recorded for plain-56" in fig._suptitle.get_text()
+    assert report_main(["figures", "--results", str(degraded)]) == 0
+    assert (degraded / "figures" / "fig7_cifar10_quick.png").is_file()
+
+
 def test_budget_study_table_and_figure(tmp_path):
     from resdeg.report.budget import budget_figure, budget_table
 
@@ -288,6 +310,10 @@ def test_report_on_real_short_runs(cifar_root, tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert report_main(["all", "--results", str(tmp_path / "results")]) == 0
     resnet = json.loads(next((tmp_path / "results").rglob("resnet-8-A_*/summary.json")).read_text())
+    assert resnet["evaluations"] == 2 and resnet["eval_seconds"] > 0  # what the test curve cost
+    responses = pd.read_csv(next((tmp_path / "results").rglob("resnet-8-A_*/layer_responses.csv")))
+    assert responses.layer.tolist() == list(range(1, 8)) and (responses["std"] > 0).all()  # Fig. 7, 7 3x3 layers
+    assert (tmp_path / "results" / "figures" / "fig7_cifar10_quick-8.png").is_file()
     table = pd.read_csv(tmp_path / "results" / "tables" / "table6_cifar10_quick-8.csv")  # quick-<iterations>
     assert table["method"].tolist() == ["ResNet-8"]
     assert float(table["test error % (ours)"][0]) == pytest.approx(resnet["final"]["test_error"], abs=0.005)

@@ -271,6 +271,8 @@ def _fit_and_record(cfg, identity, record_dir, checkpoint_dir, previous, resume,
         _finish(recorder, loggers, "interrupted", message=f"stopped at iteration {trainer.global_step}")
         raise ResdegError(f"{identity['name']} stopped at iteration {trainer.global_step}; record: {record_dir}")
 
+    if cfg.get("layer_responses") and "test" in datamodule.eval_split_names:
+        _record_layer_responses(recorder, trainer, module, datamodule, identity["name"])
     final = final_errors(recorder.last_metrics)
     _finish(recorder, loggers, "complete", final=final, train_seconds=round(time.monotonic() - started, 1),
             eval_seconds=round(module.eval_seconds, 1), evaluations=module.evaluations,
@@ -278,6 +280,24 @@ def _fit_and_record(cfg, identity, record_dir, checkpoint_dir, previous, resume,
     if trainer.is_global_zero:
         log.info(f"{identity['name']}: complete, {final}; record: {record_dir}")
     return recorder.summary
+
+
+def _record_layer_responses(recorder, trainer, module, datamodule, name: str) -> None:
+    """Fig. 7's layer responses of the trained net on the test set, beside history.csv.
+
+    An analysis after training: if it fails, the run is still recorded complete, without them.
+    """
+    from resdeg.training.responses import layer_response_std
+
+    try:
+        test = datamodule.val_dataloader()[datamodule.eval_split_names.index("test")]
+        model = getattr(module.model, "_orig_mod", module.model)  # the eager net under torch.compile
+        reduce = (lambda t: trainer.strategy.reduce(t, reduce_op="sum")) if trainer.world_size > 1 else (lambda t: t)
+        rows = layer_response_std(model, test, lambda x: x.to(module.device).contiguous(memory_format=module.memory_format),
+                                  reduce)
+        recorder.write_layer_responses(rows)
+    except Exception as exc:  # noqa: BLE001 - never lose a trained run to its analysis
+        log.warning(f"{name}: layer responses (Fig. 7) not recorded: {type(exc).__name__}: {exc}")
 
 
 def final_errors(last: dict[str, float]) -> dict[str, float]:

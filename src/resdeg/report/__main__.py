@@ -5,7 +5,7 @@
 One set per (dataset, protocol, setting), complete runs only (resdeg.report.sets): runs of
 different protocols or settings are never mixed in a figure, table or verdict. A protocol
 family trained at several budgets (quick-500, quick-1000...) also gets its budget study.
-CIFAR-10: Fig. 6, Fig. 1, Table 6, the verdict. ImageNet: Fig. 4, Table 2, Table 3, the
+CIFAR-10: Fig. 6, Fig. 1, Fig. 7, Table 6, the verdict. ImageNet: Fig. 4, Table 2, Table 3, the
 verdict. Output goes to results/figures/ and results/tables/, named with the protocol; a
 partial sweep is drawn as it is and the verdict names what is missing.
 """
@@ -22,7 +22,7 @@ import matplotlib
 matplotlib.use("Agg")  # the CLI writes files only; notebooks keep their inline backend
 
 from resdeg.report.budget import budget_table, draw_budget, families_with_budgets  # noqa: E402
-from resdeg.report.figures import draw_fig1, draw_fig4, draw_fig6  # noqa: E402
+from resdeg.report.figures import draw_fig1, draw_fig4, draw_fig6, draw_fig7  # noqa: E402
 from resdeg.report.load import load_results  # noqa: E402
 from resdeg.report.sets import ReportSet, report_sets  # noqa: E402
 from resdeg.report.tables import is_paper_protocol, shortcuts_table, table2, table3, table6, write_table  # noqa: E402
@@ -37,6 +37,10 @@ def report_cifar10(s: ReportSet, what: str, figures: Path, tables: Path) -> list
     if what in ("figures", "all"):
         written += draw_fig6(subset, protocol, figures, f"fig6_cifar10_{label}", s.description)
         written += draw_fig1(subset, protocol, figures, f"fig1_cifar10_{label}", s.description)
+        if len(subset.responses):  # records made before layer responses were recorded have none
+            written += draw_fig7(subset, protocol, figures, f"fig7_cifar10_{label}", s.description)
+        else:
+            print(f"note (cifar10, {label}): no record has layer responses; Fig. 7 not drawn", file=sys.stderr)
     if what in ("tables", "all"):
         reference = "" if is_paper_protocol(protocol) else (
             "; not the paper's protocol, so the paper's 64k-iteration number is a reference, not a target")

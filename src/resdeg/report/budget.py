@@ -113,7 +113,7 @@ def budget_figure(results: Results, family: str = "quick", dataset: str = "cifar
         ax.set_xscale("log", base=2)
         ax.set_xlabel("training budget (iterations)")
         ax.grid(alpha=0.3)
-        if ax.lines:
+        if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
     seeds = gaps.groupby(["iterations", "arch"]).size()
     fig.suptitle(f"Budget study, CIFAR-10, protocol family '{family}' (linear warm-up, lr /10 at 50% and 75%); "

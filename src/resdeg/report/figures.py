@@ -5,6 +5,7 @@ training error, bold = test error, x = iterations (in units of 1e4 for long runs
 paper's; in iterations for short ones), y = error (%). Where a net has several seeds, the
 line is their mean and a band their range.
 Fig. 1 (CIFAR-10): plain-20 vs plain-56, training error (left) and test error (right).
+Fig. 7 (CIFAR-10): std of the layer responses, in the network's order and sorted.
 Fig. 4 (ImageNet): plain-18/34 (left) and ResNet-18/34 (right), thin = training error,
 bold = centre-crop validation error, x = iterations (1e4), y = error (%).
 """
@@ -136,6 +137,50 @@ def fig1(results: Results, protocol: str, caption: str | None = None):
 def draw_fig1(results: Results, protocol: str, out_dir: Path, stem: str = "fig1_cifar10",
               caption: str | None = None) -> list[Path]:
     return save_figure(fig1(results, protocol, caption), out_dir, stem)
+
+
+# Fig. 7 of the paper draws plain and residual nets of these depths
+FIG7_DEPTHS = (20, 56, 110)
+
+
+def fig7(results: Results, protocol: str, caption: str | None = None):
+    """Fig. 7: std of the layer responses (3x3 layers, after BN, before ReLU/addition) on the
+    test set; top: in the network's order, bottom: sorted by magnitude. One line per net
+    (mean over its seeds): dashed plain, solid ResNet (option A), coloured by depth."""
+    runs = results.runs[(results.runs.arch == "plain") | (results.runs.shortcut == "A")]
+    if runs.depth.isin(FIG7_DEPTHS).any():
+        runs = runs[runs.depth.isin(FIG7_DEPTHS)]
+    responses = results.responses
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 7))
+    without = []
+    for (arch, depth), group in runs.groupby(["arch", "depth"]):
+        label = f"{KIND_TITLES[arch]}-{depth}"
+        of_net = responses[responses.run_id.isin(group.run_id)]
+        if of_net.empty:
+            without.append(label)
+            continue
+        std = of_net.groupby("layer")["std"].mean()
+        style = {"color": DEPTH_COLOURS.get(int(depth)), "linestyle": "--" if arch == "plain" else "-",
+                 "linewidth": 1.2, "label": label}
+        top.plot(std.index, std.values, **style)
+        bottom.plot(range(1, len(std) + 1), std.sort_values(ascending=False).values, **style)
+    for ax, order in ((top, "original"), (bottom, "sorted by magnitude")):
+        ax.set_xlabel(f"layer index ({order})")
+        ax.set_ylabel("std")
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=8, ncol=2)
+    note = f"no layer responses recorded for {', '.join(without)}" if without else None
+    lines = [f"Fig. 7: std of layer responses, CIFAR-10 test set, protocol '{protocol}'"] + [
+        text for text in (caption, note) if text]
+    fig.suptitle("\n".join(lines), fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def draw_fig7(results: Results, protocol: str, out_dir: Path, stem: str = "fig7_cifar10",
+              caption: str | None = None) -> list[Path]:
+    return save_figure(fig7(results, protocol, caption), out_dir, stem)
 
 
 def save_figure(fig, out_dir: Path, stem: str) -> list[Path]:

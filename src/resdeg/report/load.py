@@ -19,15 +19,25 @@ SUMMARY_COLUMNS = ["run_id", "name", "group", "dataset", "arch", "depth", "short
                    "train_seconds", "eval_seconds", "evaluations"]
 
 
+RESPONSE_COLUMNS = ["run_id", "layer", "name", "std"]
+
+
 @dataclass
 class Results:
     runs: pd.DataFrame  # one row per run: summary fields and final_<split>_<metric> errors
     history: pd.DataFrame  # run_id, iteration, split, metric, value
     problems: list[str] = field(default_factory=list)
+    # run_id, layer, name, std: Fig. 7's layer responses, for the records that have them
+    responses: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=RESPONSE_COLUMNS))
 
     def of(self, dataset: str, protocol: str) -> "Results":
-        runs = self.runs[(self.runs.dataset == dataset) & (self.runs.protocol == protocol)]
-        return Results(runs, self.history[self.history.run_id.isin(runs.run_id)], self.problems)
+        return self.where((self.runs.dataset == dataset) & (self.runs.protocol == protocol))
+
+    def where(self, mask) -> "Results":
+        """The runs selected by a boolean mask over ``runs``, with their history and responses."""
+        runs = self.runs[mask]
+        return Results(runs, self.history[self.history.run_id.isin(runs.run_id)], self.problems,
+                       self.responses[self.responses.run_id.isin(runs.run_id)])
 
     def curve(self, run_id: str, split: str, metric: str = "error") -> pd.DataFrame:
         h = self.history
@@ -35,7 +45,7 @@ class Results:
 
 
 def load_results(results_dir: str | Path = "results") -> Results:
-    rows, histories, problems = [], [], []
+    rows, histories, responses, problems = [], [], [], []
     for folder in sorted(Path(results_dir).glob("runs/*/*/")):
         try:
             summary = json.loads((folder / "summary.json").read_text())
@@ -54,8 +64,15 @@ def load_results(results_dir: str | Path = "results") -> Results:
         row.setdefault("final_test_error", None)
         rows.append(row)
         histories.append(history.assign(run_id=summary["run_id"]))
+        if (folder / "layer_responses.csv").is_file():
+            try:
+                responses.append(pd.read_csv(folder / "layer_responses.csv").assign(run_id=summary["run_id"]))
+            except (OSError, ValueError, pd.errors.ParserError) as exc:
+                problems.append(f"{folder}: layer responses skipped, they cannot be read ({type(exc).__name__}: {exc})")
     finals = sorted({key for row in rows for key in row if key.startswith("final_")} | {"final_train_error", "final_test_error"})
     runs = pd.DataFrame(rows, columns=SUMMARY_COLUMNS + finals)
     history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame(
         columns=["iteration", "split", "metric", "value", "run_id"])
-    return Results(runs, history, problems)
+    layer_responses = pd.concat(responses, ignore_index=True)[RESPONSE_COLUMNS] if responses else pd.DataFrame(
+        columns=RESPONSE_COLUMNS)
+    return Results(runs, history, problems, layer_responses)

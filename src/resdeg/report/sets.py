@@ -45,11 +45,6 @@ class ReportSet:
                 + (f", setting {setting[0]}" if len(setting) == 1 else ""))
 
 
-def _subset(results: Results, mask) -> Results:
-    runs = results.runs[mask]
-    return Results(runs, results.history[results.history.run_id.isin(runs.run_id)], results.problems)
-
-
 def report_sets(results: Results, dataset: str, protocol: str | None = None) -> list[ReportSet]:
     """The sets of ``dataset`` (one protocol name, or all), the main setting of each name first."""
     runs = results.runs
@@ -68,7 +63,7 @@ def report_sets(results: Results, dataset: str, protocol: str | None = None) -> 
         for rank, setting in enumerate(order):
             label = name if rank == 0 else f"{name}_{setting}"
             members = complete.protocol_hash.fillna("") == setting
-            subset = _subset(results, runs.index.isin(complete[members].index))
+            subset = results.where(runs.index.isin(complete[members].index))
             set_notes = list(notes) if rank == 0 else []
             if len(order) > 1:
                 others = ", ".join(f"{name}_{h}" for h in order if h != setting)

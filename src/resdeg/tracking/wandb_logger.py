@@ -1,7 +1,7 @@
 """One W&B run per training run, named, grouped and tagged from its config.
 
 - name: ``plain-56-seed0``, ``resnet-34-B-seed1``: the run's name and seed;
-- group: the sweep (``<dataset>-<experiment>-<protocol>``, e.g. ``cifar10-degradation_cifar-quick``),
+- group: the sweep (``<dataset>-<experiment>-<protocol>``, e.g. ``cifar10-degradation_cifar-quick-1000``),
   so a sweep's runs are one group on the dashboard;
 - tags: dataset, kind (plain/residual), depth, shortcut option, protocol;
 - config: the resolved Hydra config flattened to dotted keys (``protocol.schedule.base_lr``),

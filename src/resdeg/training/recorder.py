@@ -6,6 +6,8 @@
                        wall time, versions
         config.yaml    the fully resolved Hydra config of the run
         history.csv    long format: iteration, split, metric, value
+        layer_responses.csv   CIFAR-10, complete runs: layer, name, std of each 3x3 layer's
+                       response on the test set (Fig. 7)
 
 Every write is atomic (write a temporary file in the same folder, then rename), so a
 reader never sees a half-written file, even if the run is killed mid-write. The report
@@ -35,6 +37,7 @@ from resdeg import ResdegError
 
 SCHEMA_VERSION = 1
 HISTORY_COLUMNS = ("iteration", "split", "metric", "value")
+LAYER_RESPONSE_COLUMNS = ("layer", "name", "std")
 STATUSES = ("running", "complete", "failed", "diverged", "interrupted")
 
 
@@ -248,6 +251,15 @@ class RunRecorder(Logger):
         self._summary.update(fields, status=status, finished_at=now_iso())
         self._write_history()
         self._write_summary()
+
+    @rank_zero_only
+    def write_layer_responses(self, rows: list[dict]) -> None:
+        """layer_responses.csv: the std of each 3x3 layer's response (Fig. 7), see training/responses.py."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(LAYER_RESPONSE_COLUMNS)
+        writer.writerows((row["layer"], row["name"], f"{row['std']:.6g}") for row in rows)
+        write_atomic(self.folder / "layer_responses.csv", buffer.getvalue())
 
     def _write_summary(self) -> None:
         if not self._summary:
