@@ -24,6 +24,7 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
 from resdeg import ResdegError
+from resdeg.config_checks import check_config
 
 log = logging.getLogger("resdeg")
 
@@ -116,6 +117,7 @@ def train(cfg: DictConfig) -> dict:
     from resdeg.training.module import ClassifierModule
     from resdeg.training.recorder import RunLock, read_summary
 
+    check_config(cfg)  # a bad value stops here, before anything is written
     identity = run_identity(cfg)
     results = Path(cfg.paths.results).absolute()
     record_dir = results / "runs" / identity["group"] / identity["run_id"]

@@ -1,0 +1,74 @@
+"""One check of the composed config, before any record is written.
+
+A bad value found later costs more: `protocol.iterations=0` would record a "complete" run
+with no data, `protocol.batch_size=0` a ZeroDivisionError, `protocol.schedule.base_lr=nan`
+a run that trains and then "diverges", `trainer.precision=fp17` a record left "running".
+Each check here names the key, the value and what is allowed, in one message; the entry
+point turns it into exit status 2 and writes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+
+from omegaconf import DictConfig
+
+from resdeg import ResdegError
+
+# Lightning 2's precision values (lightning.fabric.connector); anything else fails deep inside the Trainer
+PRECISIONS = ("64-true", "64", "32-true", "32", "16-true", "bf16-true", "16-mixed", "bf16-mixed", "16", "bf16",
+              "transformer-engine", "transformer-engine-float16")
+
+# CIFAR-10's training set; a held-out split (data.val_size) comes out of it
+CIFAR10_TRAIN_IMAGES = 50_000
+
+
+def _integer(cfg: DictConfig, key: str, minimum: int | None = None) -> int:
+    value = _get(cfg, key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ResdegError(f"{key}={value!r} is not an integer: give a whole number, e.g. {key}={max(minimum or 0, 1)}")
+    if minimum is not None and value < minimum:
+        raise ResdegError(f"{key}={value} is too small: it must be at least {minimum}")
+    return value
+
+
+def _positive_number(cfg: DictConfig, key: str) -> float:
+    value = _get(cfg, key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ResdegError(f"{key}={value!r} must be a finite number above 0, e.g. {key}=0.1")
+    return float(value)
+
+
+def _get(cfg: DictConfig, key: str):
+    node = cfg
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raise ResdegError naming the first bad value of the composed config; return if all are good."""
+    _integer(cfg, "seed")
+    if "depth" in cfg.model:
+        _integer(cfg, "model.depth", 1)  # which depths build is the model's own check
+    protocol = cfg.protocol
+    _integer(cfg, "protocol.iterations", 1)
+    batch_size = _integer(cfg, "protocol.batch_size", 1)
+    for key in ("log_every", "eval_every", "checkpoint_every"):
+        if key in protocol:
+            _integer(cfg, f"protocol.{key}", 1)
+    _positive_number(cfg, "protocol.schedule.base_lr")
+    for key in ("warmup_lr", "gamma"):
+        if key in protocol.schedule:
+            _positive_number(cfg, f"protocol.schedule.{key}")
+    if cfg.data.get("name") == "cifar10":
+        val_size = _integer(cfg, "data.val_size", 0)
+        train_images = CIFAR10_TRAIN_IMAGES - val_size
+        if train_images < 1:
+            raise ResdegError(f"data.val_size={val_size} leaves no training images: it must be below {CIFAR10_TRAIN_IMAGES}")
+        if batch_size > train_images:
+            raise ResdegError(f"protocol.batch_size={batch_size} is larger than the {train_images} training images: "
+                              f"choose at most {train_images} (the paper's is 128)")
+    precision = str(cfg.trainer.get("precision", "32-true"))
+    if precision not in PRECISIONS:
+        raise ResdegError(f"trainer.precision={precision!r} is unknown: choose one of {', '.join(PRECISIONS[:10])}")

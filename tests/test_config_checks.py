@@ -1,0 +1,42 @@
+"""Every bad value is refused up front: exit 2, one message naming the key, no record."""
+
+import pytest
+
+from conftest import run_cli, write_cifar_folder
+
+BAD = [
+    ("protocol.iterations=0", "protocol.iterations=0 is too small: it must be at least 1"),
+    ("protocol.iterations=-5", "protocol.iterations=-5 is too small"),
+    ("protocol.batch_size=0", "protocol.batch_size=0 is too small"),
+    ("protocol.batch_size=100000", "protocol.batch_size=100000 is larger than the 50000 training images"),
+    ("protocol.schedule.base_lr=-1", "protocol.schedule.base_lr=-1 must be a finite number above 0"),
+    ("protocol.schedule.base_lr=nan", "protocol.schedule.base_lr=nan must be a finite number above 0"),
+    ("trainer.precision=fp17", "trainer.precision='fp17' is unknown: choose one of"),
+    ("seed=abc", "seed='abc' is not an integer"),
+    ("model.depth=abc", "model.depth='abc' is not an integer"),
+]
+
+
+@pytest.mark.parametrize("override,message", BAD, ids=[b[0] for b in BAD])
+def test_a_bad_value_gives_one_message_exit_2_and_no_record(tmp_path, override, message):
+    data = write_cifar_folder(tmp_path / "data")
+    result = run_cli("protocol=cifar_quick", f"data.root={data}", f"paths.results={tmp_path / 'results'}",
+                     f"paths.experiments={tmp_path / 'exp'}", override)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output[-3000:]
+    errors = [line for line in output.splitlines() if "error:" in line]
+    assert len(errors) == 1 and message in errors[0], output[-3000:]
+    assert "Traceback" not in output
+    assert not (tmp_path / "results").exists()  # nothing written, nothing marked
+
+
+def test_the_shipped_configs_pass_the_checks():
+    from hydra import compose, initialize_config_dir
+
+    from conftest import REPO
+    from resdeg.config_checks import check_config
+
+    for overrides in (["protocol=cifar_paper"], ["protocol=cifar_quick"], ["protocol=cifar_paper_warmup"],
+                      ["experiment=degradation_imagenet"], ["data.val_size=5000"]):
+        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+            check_config(compose(config_name="config", overrides=overrides))
