@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from conftest import REPO, run_cli
 
@@ -80,6 +81,65 @@ def test_sigkill_mid_epoch_then_resume_matches_the_uninterrupted_twin(cifar_root
                                   expected.sort_values(["iteration", "split", "metric"]).reset_index(drop=True))
 
 
+def test_kill_during_the_evaluation_of_a_checkpoint_iteration_or_a_cut_last_ckpt_loses_nothing(cifar_root, tmp_path):
+    """The checkpoint of iteration 12 is written just before the evaluation at 12: a run
+    killed during that evaluation resumes owing it and redoes it; a last.ckpt cut short
+    (a full disk) is passed over for the periodic checkpoint beside it. Both histories equal
+    the uninterrupted twin's."""
+    twin = run_cli(*SHORT, *paths(tmp_path / "twin"), env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    assert twin.returncode == 0, twin.stdout[-3000:] + twin.stderr[-3000:]
+    expected = pd.read_csv(only_record(tmp_path / "twin") / "history.csv").sort_values(
+        ["iteration", "split", "metric"]).reset_index(drop=True)
+
+    # (a) killed during the evaluation at 12, after last.ckpt of iteration 12 was written
+    victim = tmp_path / "during_eval"
+    process = start_run(victim, cifar_root, "data.eval_batch_size=250")
+    wait_for_checkpoint(victim, 12, process)
+    (step_file,) = (victim / "experiments").rglob("*step=12.ckpt")
+    last = step_file.with_name("last.ckpt")
+    deadline = time.time() + 60
+    while not (last.is_file() and last.stat().st_mtime >= step_file.stat().st_mtime) and time.time() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.5)  # last.ckpt complete; the 10k-image evaluation takes seconds
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed = pd.read_csv(only_record(victim) / "history.csv")
+    assert killed.query("split == 'test' and iteration == 12").empty  # the kill landed inside the evaluation
+    resumed = run_cli(*SHORT, *paths(victim), "data.eval_batch_size=250", env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    summary = json.loads((only_record(victim) / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["resumed_at_iterations"] == [12]
+    got = pd.read_csv(only_record(victim) / "history.csv").sort_values(["iteration", "split", "metric"])
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), expected)
+
+    # (b) last.ckpt cut short: the periodic checkpoint beside it is used, and said so
+    victim = tmp_path / "cut"
+    process = start_run(victim, cifar_root)
+    wait_for_checkpoint(victim, 16, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    (last,) = (victim / "experiments").rglob("last.ckpt")
+    last.write_bytes(last.read_bytes()[:1000])
+    resumed = run_cli(*SHORT, *paths(victim), env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    output = resumed.stdout + resumed.stderr
+    assert resumed.returncode == 0, output[-3000:]
+    assert "cannot read last.ckpt" in output and "resuming from epoch=0-step=" in output
+    got = pd.read_csv(only_record(victim) / "history.csv").sort_values(["iteration", "split", "metric"])
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), expected)
+
+    # (c) no readable checkpoint at all: refused, not silently restarted (force=true starts afresh)
+    for checkpoint in (victim / "experiments").rglob("*.ckpt"):
+        checkpoint.write_bytes(b"cut")
+    (victim / "results" / summary_path(victim)).write_text(
+        (victim / "results" / summary_path(victim)).read_text().replace('"complete"', '"interrupted"'))
+    refused = run_cli(*SHORT, *paths(victim), env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    assert refused.returncode == 2 and "no checkpoint of this run can be read" in refused.stdout + refused.stderr
+
+
+def summary_path(tmp: Path) -> Path:
+    return only_record(tmp).relative_to(tmp / "results") / "summary.json"
+
+
 def test_sigterm_saves_a_checkpoint_and_marks_the_record_interrupted(cifar_root, tmp_path):
     process = start_run(tmp_path, cifar_root, "protocol.iterations=400")
     wait_for_checkpoint(tmp_path, 4, process)
@@ -134,6 +194,60 @@ def test_a_run_training_now_cannot_be_launched_twice(tmp_path):
     lock.acquire()
     assert lock.held
     lock.release()
+
+
+def test_a_full_disk_while_taking_the_lock_leaves_no_lock_and_an_empty_lock_is_taken_over(tmp_path, monkeypatch):
+    import errno
+
+    import pytest
+
+    from resdeg import ResdegError
+    from resdeg.training.recorder import RunLock
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "fsync", no_space)  # the write of host and pid fails, as on a full disk
+        with pytest.raises(ResdegError, match="is full .* free space there"):
+            RunLock(tmp_path).acquire()
+    assert list(tmp_path.iterdir()) == []  # no lock, no temporary file
+    (tmp_path / "run.lock").write_text("")  # an empty lock, as an older version could leave
+    lock = RunLock(tmp_path)
+    lock.acquire()
+    assert lock.held and (tmp_path / "run.lock").read_text().split()[1] == str(os.getpid())
+    lock.release()
+
+
+@pytest.mark.parametrize("content", ["null", "[]", "{}"])
+def test_a_summary_that_is_not_a_record_is_skipped_by_the_report_and_never_replaced(tmp_path, content):
+    from resdeg.report.load import load_results
+
+    args = [fake_data(tmp_path), "model.depth=8", "protocol=cifar_quick", "protocol.iterations=2", "protocol.log_every=1",
+            "protocol.eval_every=2", "protocol.schedule.warmup_iterations=1", "protocol.batch_size=20", *paths(tmp_path)]
+    assert run_cli(*args).returncode == 0
+    summary = only_record(tmp_path) / "summary.json"
+    checkpoints = sorted((tmp_path / "experiments" / "checkpoints").rglob("*.ckpt"))
+    summary.write_text(content)
+    results = load_results(tmp_path / "results")
+    assert results.runs.empty and "not a run record" in results.problems[0] and only_record(tmp_path).name in results.problems[0]
+    result = run_cli(*args)
+    assert result.returncode == 2 and "not a run record" in result.stdout + result.stderr
+    assert summary.read_text() == content  # refused, not replaced
+    assert sorted((tmp_path / "experiments" / "checkpoints").rglob("*.ckpt")) == checkpoints  # nothing deleted
+
+
+def test_record_files_are_readable_by_others_and_leftover_temporary_files_go(tmp_path):
+    from resdeg.record import write_atomic
+
+    (tmp_path / ".summary.json.abc123.tmp").write_text("left by a writer killed mid-write")
+    old_mask = os.umask(0o022)
+    try:
+        write_atomic(tmp_path / "summary.json", "{}")
+    finally:
+        os.umask(old_mask)
+    assert (tmp_path / "summary.json").stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
 
 
 def test_unwritable_results_folder_names_the_fix(tmp_path):

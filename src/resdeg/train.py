@@ -78,6 +78,30 @@ def checkpoint_iteration(path: Path) -> int:
     return int(torch.load(path, map_location="cpu", weights_only=False)["global_step"])
 
 
+def readable_checkpoint(checkpoint_dir: Path, name: str) -> Path | None:
+    """The newest checkpoint of the run that can be read (last.ckpt first, then the periodic
+    ones, newest first); None when the run left none (killed before its first checkpoint).
+
+    A checkpoint cut short (a full disk, a kill mid-write) is named and passed over; when
+    none can be read, the run is not silently restarted: force=true starts it afresh.
+    """
+    candidates = sorted(checkpoint_dir.glob("*.ckpt"), key=lambda p: (p.name != "last.ckpt", -p.stat().st_mtime))
+    unreadable = []
+    for path in candidates:
+        try:
+            checkpoint_iteration(path)
+        except Exception as exc:  # noqa: BLE001 - torch.load fails in many ways on a cut file
+            unreadable.append(f"{path.name} ({type(exc).__name__})")
+            continue
+        if unreadable:
+            log.warning(f"{name}: cannot read {', '.join(unreadable)}; resuming from {path.name} instead")
+        return path
+    if unreadable:
+        raise ResdegError(f"{name}: no checkpoint of this run can be read ({', '.join(unreadable)} in {checkpoint_dir}); "
+                          "rerun with force=true to start the run afresh")
+    return None
+
+
 def instantiate(node, **kwargs):
     """hydra.utils.instantiate, re-raising our own errors unwrapped (one clear message)."""
     try:
@@ -130,15 +154,15 @@ def train(cfg: DictConfig) -> dict:
         if not cfg.force:
             raise
         previous = None  # force=true replaces an unreadable record
-    last_checkpoint = checkpoint_dir / "last.ckpt"
     if first_process:
         if previous and previous.get("status") == "complete" and not cfg.force:
             log.info(f"{identity['name']}: a complete record exists at {record_dir}; skipped (force=true reruns it)")
             return previous
-        resume = previous is not None and previous.get("status") != "complete" and last_checkpoint.is_file() and not cfg.force
-        os.environ[RESUME_ENV] = str(last_checkpoint) if resume else ""
+        unfinished = previous is not None and previous.get("status") != "complete" and not cfg.force
+        resume = readable_checkpoint(checkpoint_dir, identity["name"]) if unfinished else None
+        os.environ[RESUME_ENV] = str(resume or "")
     else:
-        resume = bool(os.environ.get(RESUME_ENV))
+        resume = Path(os.environ[RESUME_ENV]) if os.environ.get(RESUME_ENV) else None
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
@@ -201,7 +225,8 @@ def _ddp_safe_argv() -> None:
         sys.argv = [sys.argv[0], *HydraConfig.get().overrides.task]
 
 
-def _fit_and_record(cfg, identity, record_dir, checkpoint_dir, previous, resume, datamodule, model, module, devices) -> dict:
+def _fit_and_record(cfg, identity, record_dir, checkpoint_dir, previous, resume: Path | None, datamodule, model, module,
+                    devices) -> dict:
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import WandbLogger
 
@@ -217,9 +242,13 @@ def _fit_and_record(cfg, identity, record_dir, checkpoint_dir, previous, resume,
     recorder = RunRecorder(record_dir, identity, OmegaConf.to_yaml(cfg, resolve=True))
     resume_iteration = 0
     if resume:
-        resume_iteration = checkpoint_iteration(last_checkpoint)
-        log.info(f"{identity['name']}: resuming the {previous['status']} run at iteration {resume_iteration} from {last_checkpoint}")
+        resume_iteration = checkpoint_iteration(resume)
+        log.info(f"{identity['name']}: resuming the {previous['status']} run at iteration {resume_iteration} from {resume}")
         recorder.continue_from(previous, resume_iteration)
+        # The checkpoint of an evaluation iteration is written just before that evaluation, so
+        # a run killed during it resumes owing it: redo it first (its record rows, and the
+        # plateau schedule's observation on ImageNet), as the uninterrupted run had it.
+        module.evaluation_owed = resume_iteration % protocol.eval_every == 0 and 0 < resume_iteration < protocol.iterations
     elif checkpoint_dir.exists() and process_rank() == 0:
         shutil.rmtree(checkpoint_dir)  # a fresh run must never resume from an older run's checkpoint
     loggers = build_loggers(cfg, identity, recorder, previous)
@@ -254,8 +283,11 @@ def _fit_and_record(cfg, identity, record_dir, checkpoint_dir, previous, resume,
 
     started = time.monotonic()
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=last_checkpoint if resume else None)
-        if trainer.global_step % protocol.eval_every:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+        # the final test error: measured here unless the loop's last evaluation fell on the last
+        # iteration; also when the run resumed from its last checkpoint, killed during that evaluation
+        resumed_at_end = resume_iteration >= protocol.iterations > 0
+        if trainer.global_step % protocol.eval_every or resumed_at_end:
             trainer.validate(module, datamodule=datamodule, verbose=False)  # the final test error
         if getattr(datamodule, "has_test_crops", False) and trainer.global_step >= protocol.iterations:
             trainer.test(module, datamodule=datamodule, verbose=False)  # ImageNet's 10-crop errors for the tables

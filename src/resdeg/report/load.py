@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from resdeg.record import HISTORY_COLUMNS, LAYER_RESPONSE_COLUMNS, is_record
+
 # protocol_family and protocol_hash are absent from records written before they existed (read as empty);
 # eval_seconds is the wall time the run spent in evaluations, inside train_seconds
 SUMMARY_COLUMNS = ["run_id", "name", "group", "dataset", "arch", "depth", "shortcut", "protocol", "protocol_family",
@@ -19,7 +21,7 @@ SUMMARY_COLUMNS = ["run_id", "name", "group", "dataset", "arch", "depth", "short
                    "train_seconds", "eval_seconds", "evaluations"]
 
 
-RESPONSE_COLUMNS = ["run_id", "layer", "name", "std"]
+RESPONSE_COLUMNS = ["run_id", *LAYER_RESPONSE_COLUMNS]
 
 
 @dataclass
@@ -49,8 +51,10 @@ def load_results(results_dir: str | Path = "results") -> Results:
     for folder in sorted(Path(results_dir).glob("runs/*/*/")):
         try:
             summary = json.loads((folder / "summary.json").read_text())
+            if not is_record(summary):  # valid JSON such as null, [] or {} is not a record
+                raise ValueError(f"summary.json holds {type(summary).__name__} {str(summary)[:40]!r}, not a run record")
             history = pd.read_csv(folder / "history.csv")
-            if list(history.columns) != ["iteration", "split", "metric", "value"]:
+            if tuple(history.columns) != HISTORY_COLUMNS:
                 raise ValueError(f"unexpected columns {list(history.columns)}")
         except (OSError, ValueError, pd.errors.ParserError) as exc:
             problems.append(f"{folder}: skipped, the record cannot be read ({type(exc).__name__}: {exc})")

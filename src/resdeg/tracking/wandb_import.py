@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from resdeg.training.recorder import HISTORY_COLUMNS, SCHEMA_VERSION, read_summary, write_atomic
+from resdeg.record import HISTORY_COLUMNS, SCHEMA_VERSION, read_summary, write_atomic
 from resdeg.tracking.wandb_files import OfflineRun, offline_runs
 
 STEP_KEY = "trainer/global_step"

@@ -56,6 +56,8 @@ class ClassifierModule(pl.LightningModule):
         self.warmup_done_at: int | None = None
         # wall time spent in evaluations by this process, and how many it ran
         self.eval_seconds, self.evaluations = 0.0, 0
+        # set by resdeg.train when a resumed run owes the evaluation of its checkpoint's iteration
+        self.evaluation_owed = False
         # ImageNet's tables give top-1 and top-5 error
         self.top5 = top5
         self._reset_train_sums()
@@ -128,6 +130,24 @@ class ClassifierModule(pl.LightningModule):
         # to the training device, keeping sums restored from a mid-interval checkpoint
         self._loss_sum = self._loss_sum.to(self.device)
         self._wrong = self._wrong.to(self.device)
+        if self.evaluation_owed:
+            self._evaluate_now()
+            self.evaluation_owed = False
+
+    @torch.no_grad()
+    def _evaluate_now(self) -> None:
+        """The evaluation of the current iteration, outside Lightning's validation loop: a run
+        resumed from the checkpoint of an evaluation iteration, killed during that evaluation,
+        owes it (see resdeg.train). Same batches, sums and logging as validation."""
+        self.model.eval()
+        try:
+            self.on_validation_epoch_start()
+            for index, batches in enumerate(self.trainer.datamodule.val_dataloader()):
+                for images, labels in batches:
+                    self.validation_step((images.to(self.device), labels.to(self.device)), 0, index)
+            self.on_validation_epoch_end(feed_progress_bar=False)
+        finally:
+            self.model.train()
 
     # -- evaluation -----------------------------------------------------------------
     def on_validation_epoch_start(self) -> None:
@@ -159,14 +179,14 @@ class ClassifierModule(pl.LightningModule):
                     metrics[f"{name}/top5_error"] = 100.0 * wrong5 / seen
         return metrics
 
-    def on_validation_epoch_end(self) -> None:
+    def on_validation_epoch_end(self, feed_progress_bar: bool = True) -> None:
         metrics = self._eval_metrics(self._eval_sums)
         # what the dense test curves cost, written into the record (summary eval_seconds)
         self.eval_seconds += time.monotonic() - self._eval_started
         self.evaluations += 1
         if metrics and not self.trainer.sanity_checking:
             self.emit(metrics, self.global_step)
-            if "test/error" in metrics:
+            if "test/error" in metrics and feed_progress_bar:  # self.log only inside Lightning's loops
                 self.log("test_err", metrics["test/error"], prog_bar=True, logger=False)
             # a schedule that divides the lr "when the error plateaus" (ImageNet) watches val/error
             if hasattr(self.schedule, "observe") and "val/error" in metrics:

@@ -20,13 +20,13 @@ other logger receive the same numbers at the same iteration.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import os
 import platform
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -34,44 +34,9 @@ from lightning.pytorch.loggers.logger import Logger, rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_only
 
 from resdeg import ResdegError
-
-SCHEMA_VERSION = 1
-HISTORY_COLUMNS = ("iteration", "split", "metric", "value")
-LAYER_RESPONSE_COLUMNS = ("layer", "name", "std")
-STATUSES = ("running", "complete", "failed", "diverged", "interrupted")
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` in one rename: readers see the old or the new file, never a torn one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def read_summary(folder: Path) -> dict | None:
-    """A record's summary, or None when there is none yet."""
-    path = Path(folder) / "summary.json"
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ResdegError(
-            f"the run record {path} is unreadable ({exc}): it was cut or edited by hand. Move the folder "
-            "away to keep it, or rerun with force=true to replace it"
-        ) from None
-
+from resdeg.record import (  # noqa: F401 - the record's schema and files, re-exported for the training side
+    HISTORY_COLUMNS, LAYER_RESPONSE_COLUMNS, SCHEMA_VERSION, STATUSES, now_iso, read_summary, write_atomic,
+)
 
 class RunLock:
     """One process per run record: a second launch of a run that is training now is refused.
@@ -85,34 +50,65 @@ class RunLock:
         self.held = False
 
     def acquire(self) -> None:
-        while True:
+        """Take the lock, or raise ResdegError naming who holds it.
+
+        The lock file appears complete or not at all: host and pid are written to a temporary
+        file first, which is then hard-linked to ``run.lock`` (atomic, and refused when the
+        lock exists). A write that fails (a full disk) leaves no lock behind; a lock that is
+        empty or unreadable (left by an older version) or whose process is gone is taken over.
+        """
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".run.lock.", suffix=".tmp")
+        except OSError as exc:
+            raise _unwritable(self.path.parent, exc) from None
+        try:
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                owner = self.path.read_text().split()
-                host, pid = (owner + ["", "0"])[:2]
-                if host == platform.node() and not _alive(int(pid)):
-                    self.path.unlink(missing_ok=True)  # stale: its process is gone
-                    continue
-                raise ResdegError(
-                    f"this run is being trained right now by process {pid} on {host} (lock {self.path}); "
-                    "wait for it, or delete the lock if that process is gone"
-                ) from None
+                with os.fdopen(fd, "w") as f:
+                    f.write(f"{platform.node()} {os.getpid()}\n")
+                    f.flush()
+                    os.fsync(f.fileno())
             except OSError as exc:
-                raise ResdegError(
-                    f"cannot write the run record in {self.path.parent} ({exc.strerror}); make the folder writable "
-                    "or choose another with paths.results=..."
-                ) from None
-            with os.fdopen(fd, "w") as f:
-                f.write(f"{platform.node()} {os.getpid()}\n")
-            self.held = True
-            return
+                raise _unwritable(self.path.parent, exc) from None
+            while True:
+                try:
+                    os.link(tmp, self.path)
+                    self.held = True
+                    return
+                except FileExistsError:
+                    host, pid = self._owner()
+                    if host is None or (host == platform.node() and not _alive(pid)):
+                        self.path.unlink(missing_ok=True)  # stale: empty, unreadable, or its process is gone
+                        continue
+                    raise ResdegError(
+                        f"this run is being trained right now by process {pid} on {host} (lock {self.path}); "
+                        "wait for it, or delete the lock if that process is gone"
+                    ) from None
+                except OSError as exc:
+                    raise _unwritable(self.path.parent, exc) from None
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    def _owner(self) -> tuple[str | None, int]:
+        """(host, pid) written in the lock; (None, 0) when it is empty or unreadable."""
+        try:
+            host, pid = self.path.read_text().split()
+            return host, int(pid)
+        except (OSError, ValueError):
+            return None, 0
 
     def release(self) -> None:
         if self.held:
             self.path.unlink(missing_ok=True)
             self.held = False
+
+
+def _unwritable(folder: Path, exc: OSError) -> ResdegError:
+    if exc.errno == errno.ENOSPC:
+        return ResdegError(f"the disk holding {folder} is full ({exc.strerror}): free space there (old checkpoints "
+                           "under experiments/checkpoints are the largest files) and run the same command again")
+    return ResdegError(f"cannot write the run record in {folder} ({exc.strerror}); make the folder writable "
+                       "or choose another with paths.results=...")
 
 
 def _alive(pid: int) -> bool:
@@ -220,12 +216,9 @@ class RunRecorder(Logger):
     def start(self, **fields: Any) -> None:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            write_atomic(self.folder / "config.yaml", self._config_yaml)
         except OSError as exc:
-            raise ResdegError(
-                f"cannot write the run record in {self.folder} ({exc.strerror}); make the folder writable "
-                "or choose another with paths.results=..."
-            ) from exc
+            raise _unwritable(self.folder, exc) from None
+        self._write("config.yaml", self._config_yaml)
         self._summary = {
             "schema": SCHEMA_VERSION,
             **self.identity,
@@ -259,18 +252,26 @@ class RunRecorder(Logger):
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(LAYER_RESPONSE_COLUMNS)
         writer.writerows((row["layer"], row["name"], f"{row['std']:.6g}") for row in rows)
-        write_atomic(self.folder / "layer_responses.csv", buffer.getvalue())
+        self._write("layer_responses.csv", buffer.getvalue())
 
     def _write_summary(self) -> None:
         if not self._summary:
             return
         self._summary["updated_at"] = now_iso()
         self._summary["wall_time_s"] = round(self._summary.get("wall_time_before_s", 0.0) + time.monotonic() - self._t0, 1)
-        write_atomic(self.folder / "summary.json", json.dumps(self._summary, indent=2, sort_keys=False) + "\n")
+        self._write("summary.json", json.dumps(self._summary, indent=2, sort_keys=False) + "\n")
 
     def _write_history(self) -> None:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(HISTORY_COLUMNS)
         writer.writerows((it, split, metric, f"{value:.6g}") for (it, split, metric), value in self._rows.items())
-        write_atomic(self.folder / "history.csv", buffer.getvalue())
+        self._write("history.csv", buffer.getvalue())
+
+    def _write(self, name: str, text: str) -> None:
+        """One file of the record, atomically; a full or read-only disk is one message, the
+        previous version of the file stays as it was."""
+        try:
+            write_atomic(self.folder / name, text)
+        except OSError as exc:
+            raise _unwritable(self.folder, exc) from None
