@@ -69,7 +69,9 @@ def budget_table(results: Results, family: str = "quick", dataset: str = "cifar1
             row[f"{label} gap range"] = f"{g.gap.min():+.1f} to {g.gap.max():+.1f}" if len(g) > 1 else None
         of_runs = runs[runs.iterations == budget]
         # one seed of each of the four nets, trained one after another (training + evaluation)
-        row["minutes for the 4 nets"] = round(of_runs.groupby(["arch", "depth"]).train_seconds.mean().sum() / 60, 1)
+        per_net = of_runs.groupby(["arch", "depth"])[["train_seconds", "eval_seconds"]].mean()
+        row["minutes for the 4 nets"] = round(per_net.train_seconds.sum() / 60, 1)
+        row["of which test-error evaluation"] = round(per_net.eval_seconds.sum() / 60, 1)
         plain, resnet = row.get(f"plain gap (pts)"), row.get(f"ResNet gap (pts)")
         row["both halves"] = None if plain is None or resnet is None else (
             "yes" if plain > 0 and resnet <= _tolerance(of_budget[of_budget.arch == "residual"].gap) else "no")
