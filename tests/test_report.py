@@ -324,3 +324,11 @@ def test_report_on_real_short_runs(cifar_root, tmp_path):
 
     fig = fig6(load_results(tmp_path / "results").of("cifar10", "quick-8"), "quick-8")
     assert [len(ax.lines) for ax in fig.axes] == [2, 2]  # training (4 points) and test (2 points) per panel
+
+
+def test_report_reads_resdeg_results_and_says_which_folder(degraded, monkeypatch, capsys):
+    monkeypatch.setenv("RESDEG_RESULTS", str(degraded))
+    monkeypatch.chdir(degraded.parent)  # ./results does not exist here
+    assert report_main(["tables"]) == 0
+    assert f"reading {degraded}" in capsys.readouterr().err
+    assert (degraded / "tables" / "degradation_verdict_quick.md").is_file()
