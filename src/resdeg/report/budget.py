@@ -70,7 +70,7 @@ def budget_table(results: Results, family: str = "quick", dataset: str = "cifar1
         of_runs = runs[runs.iterations == budget]
         # one seed of each of the four nets, trained one after another (training + evaluation)
         per_net = of_runs.groupby(["arch", "depth"])[["train_seconds", "eval_seconds"]].mean()
-        row["minutes for the 4 nets"] = round(per_net.train_seconds.sum() / 60, 1)
+        row["minutes (sum over these nets)"] = round(per_net.train_seconds.sum() / 60, 1)
         row["of which test-error evaluation"] = round(per_net.eval_seconds.sum() / 60, 1)
         plain, resnet = row.get(f"plain gap (pts)"), row.get(f"ResNet gap (pts)")
         row["both halves"] = None if plain is None or resnet is None else (
@@ -111,8 +111,12 @@ def budget_figure(results: Results, family: str = "quick", dataset: str = "cifar
     left.set_title("deeper minus shallower (> 0: the deeper net trains worse)", fontsize=9)
     right.set_ylabel("final training error (%)")
     right.set_title("final training error", fontsize=9)
+    budgets = sorted(gaps.iterations.unique())
     for ax in (left, right):
         ax.set_xscale("log", base=2)
+        if budgets:  # the budgets themselves as ticks, not powers of two
+            ax.set_xticks(budgets, [str(int(b)) for b in budgets])
+            ax.minorticks_off()
         ax.set_xlabel("training budget (iterations)")
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
