@@ -1,6 +1,5 @@
 """Fig. 7's layer responses: which layers, and their std, checked against a direct computation."""
 
-import math
 
 import pytest
 import torch

@@ -109,8 +109,8 @@ class TrainBatchSampler:
 
 def list_tree(root: Path, num_classes: int) -> None:
     """Check the ImageFolder layout before anything is built; one message naming the fix."""
-    layout = (f"point data.root (or RESDEG_IMAGENET_ROOT) at a folder holding train/ and val/, each with one "
-              f"sub-folder per class holding its images (the ImageFolder layout)")
+    layout = ("point data.root (or RESDEG_IMAGENET_ROOT) at a folder holding train/ and val/, each with one "
+              "sub-folder per class holding its images (the ImageFolder layout)")
     if not root.is_dir():
         raise ResdegError(f"no ImageNet found at {root}: {layout}")
     classes = {}

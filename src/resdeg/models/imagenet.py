@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 
-import torch
 from torch import nn
 
 from resdeg import ResdegError

@@ -72,7 +72,7 @@ def budget_table(results: Results, family: str = "quick", dataset: str = "cifar1
         per_net = of_runs.groupby(["arch", "depth"])[["train_seconds", "eval_seconds"]].mean()
         row["minutes (sum over these nets)"] = round(per_net.train_seconds.sum() / 60, 1)
         row["of which test-error evaluation"] = round(per_net.eval_seconds.sum() / 60, 1)
-        plain, resnet = row.get(f"plain gap (pts)"), row.get(f"ResNet gap (pts)")
+        plain, resnet = row.get("plain gap (pts)"), row.get("ResNet gap (pts)")
         row["both halves"] = None if plain is None or resnet is None else (
             "yes" if plain > 0 and resnet <= _tolerance(of_budget[of_budget.arch == "residual"].gap) else "no")
         rows.append(row)
