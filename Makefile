@@ -67,7 +67,7 @@ sweep-degradation: setup
 	@protocol=$(PROTOCOL); \
 	if [ "$$protocol" = auto ]; then \
 	  if $(PY) -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'; then protocol=paper; \
-	  else protocol=quick; echo "No GPU found: running the quick CPU protocol (conf/protocol/cifar_quick.yaml, 500 iterations: 30 to 60 min on 2 cores, by the machine). PROTOCOL=paper runs the paper's 64k iterations."; fi; \
+	  else protocol=quick; echo "No GPU found: running the quick CPU protocol (conf/protocol/cifar_quick.yaml, 500 iterations: 30 to 75 min on 2 cores, by the machine). PROTOCOL=paper runs the paper's 64k iterations."; fi; \
 	fi; \
 	set -x; $(PY) -m resdeg.train $(SWEEP_ARGS) experiment=degradation_cifar protocol=cifar_$$protocol $(ARGS)
 
