@@ -22,6 +22,7 @@ import pandas as pd
 from resdeg.report.figures import save_figure
 from resdeg.report.load import Results
 from resdeg.report.sets import report_sets
+from resdeg.report.verdict import seed_spread
 
 SHALLOW, DEEP = 20, 56
 KINDS = {"plain": "plain", "residual": "ResNet"}
@@ -73,20 +74,17 @@ def budget_table(results: Results, family: str = "quick", dataset: str = "cifar1
         row["minutes (sum over these nets)"] = round(per_net.train_seconds.sum() / 60, 1)
         row["of which test-error evaluation"] = round(per_net.eval_seconds.sum() / 60, 1)
         plain, resnet = row.get("plain gap (pts)"), row.get("ResNet gap (pts)")
+        # the verdict's rule: plain gap above zero (and the seed spread), ResNet gap at or below it
+        plain_runs, resnet_runs = (of_budget[of_budget.arch == arch] for arch in KINDS)
         row["both halves"] = None if plain is None or resnet is None else (
-            "yes" if plain > 0 and resnet <= _tolerance(of_budget[of_budget.arch == "residual"].gap) else "no")
+            "yes" if plain > (seed_spread(plain_runs[SHALLOW], plain_runs[DEEP]) or 0.0)
+            and resnet <= (seed_spread(resnet_runs[SHALLOW], resnet_runs[DEEP]) or 0.0) else "no")
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def _mean(values: pd.Series) -> float | None:
     return round(float(values.mean()), 2) if len(values) else None
-
-
-def _tolerance(gaps: pd.Series) -> float:
-    """How far above zero a residual gap may be and still count as 'at or below': the seed
-    range of the gap where there are several seeds, nothing with one."""
-    return float(gaps.max() - gaps.min()) if len(gaps) > 1 else 0.0
 
 
 def budget_figure(results: Results, family: str = "quick", dataset: str = "cifar10"):

@@ -13,12 +13,13 @@ def _finals(done: pd.DataFrame) -> pd.DataFrame:
     return done.groupby("depth").final_train_error.agg(["mean", "min", "max", "count"])
 
 
-def _spread(finals: pd.DataFrame, *depths) -> float | None:
-    """The seed spread of a comparison: the larger range (max - min) over the seeds of the
-    depths compared; None (unknown) when any of them has a single seed."""
-    if any(finals.loc[d, "count"] < 2 for d in depths):
+def seed_spread(*errors: pd.Series) -> float | None:
+    """The seed spread of a comparison between nets: the larger range (max - min) of the
+    nets' errors over their seeds; None (unknown) when any net has a single seed. The verdict
+    and the budget study both weigh a gap against it."""
+    if any(len(e) < 2 for e in errors):
         return None
-    return float(max(finals.loc[d, "max"] - finals.loc[d, "min"] for d in depths))
+    return float(max(e.max() - e.min() for e in errors))
 
 
 def _noise_words(gap: float, spread: float | None) -> str:
@@ -46,7 +47,8 @@ def _compare(results: Results, kind: str, label: str) -> tuple[str, float | None
     shallow, deep = depths[0], depths[-1]
     finals = _finals(done)
     gap = finals.loc[deep, "mean"] - finals.loc[shallow, "mean"]
-    spread = _spread(finals, shallow, deep)
+    errors = {d: done[done.depth == d].final_train_error.astype(float) for d in depths}
+    spread = seed_spread(errors[shallow], errors[deep])
     a = mean_curve(results, done[done.depth == shallow], "train").set_index("iteration").value
     b = mean_curve(results, done[done.depth == deep], "train").set_index("iteration").value
     common = a.index.intersection(b.index)
@@ -61,7 +63,7 @@ def _compare(results: Results, kind: str, label: str) -> tuple[str, float | None
     for i, shallower in enumerate(depths):
         for deeper in depths[i + 1:]:
             pair_gap = finals.loc[deeper, "mean"] - finals.loc[shallower, "mean"]
-            if pair_gap > (_spread(finals, shallower, deeper) or 0.0):
+            if pair_gap > (seed_spread(errors[shallower], errors[deeper]) or 0.0):
                 worse.append(f"{label}-{deeper} {pair_gap:+.1f} vs {label}-{shallower}")
     order = ", ".join(f"{label}-{d}: {_error_text(finals, d)}" for d in depths)
     line = (
