@@ -63,12 +63,16 @@ setup: $(VENV)/.installed
 test: setup
 	$(PY) -m pytest
 
-sweep-degradation: setup
-	@protocol=$(PROTOCOL); \
+# The CIFAR-10 protocol a target runs ($$protocol): PROTOCOL=paper or quick, or auto: the
+# paper's with a GPU, the quick CPU family without one, said in one line
+CHOOSE_PROTOCOL = protocol=$(PROTOCOL); \
 	if [ "$$protocol" = auto ]; then \
 	  if $(PY) -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'; then protocol=paper; \
-	  else protocol=quick; echo "No GPU found: running the quick CPU protocol (conf/protocol/cifar_quick.yaml, 500 iterations: 30 to 75 min on 2 cores, by the machine). PROTOCOL=paper runs the paper's 64k iterations."; fi; \
-	fi; \
+	  else protocol=quick; echo "No GPU found: running the quick CPU protocol (conf/protocol/cifar_quick.yaml; see README for its wall time). PROTOCOL=paper runs the paper's 64k iterations."; fi; \
+	fi
+
+sweep-degradation: setup
+	@$(CHOOSE_PROTOCOL); \
 	set -x; $(PY) -m resdeg.train $(SWEEP_ARGS) experiment=degradation_cifar protocol=cifar_$$protocol $(ARGS)
 
 # The budget study: how many quick-protocol iterations the residual advantage needs on a CPU
@@ -82,11 +86,7 @@ sweep-shortcuts: setup
 	@if [ "$(DATASET)" = imagenet ]; then \
 	  set -x; $(PY) -m resdeg.train $(SWEEP_ARGS) experiment=shortcuts_imagenet $(IMAGENET_DATA) $(ARGS); \
 	else \
-	  protocol=$(PROTOCOL); \
-	  if [ "$$protocol" = auto ]; then \
-	    if $(PY) -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'; then protocol=paper; \
-	    else protocol=quick; echo "No GPU found: running the quick CPU protocol. PROTOCOL=paper runs the paper's 64k iterations."; fi; \
-	  fi; \
+	  $(CHOOSE_PROTOCOL); \
 	  set -x; $(PY) -m resdeg.train $(SWEEP_ARGS) experiment=shortcuts_cifar protocol=cifar_$$protocol $(ARGS); \
 	fi
 
@@ -109,8 +109,15 @@ tables: setup
 report: setup
 	$(PY) -m resdeg.report all
 
+# one run; its CIFAR-10 protocol is chosen as the sweeps choose it, unless ARGS names one
+# (protocol=..., an experiment, or ImageNet data)
 train: setup
-	$(PY) -m resdeg.train $(ARGS)
+	@if echo " $(ARGS)" | grep -qE '[ ](protocol|experiment)=|data=imagenet'; then \
+	  set -x; $(PY) -m resdeg.train $(ARGS); \
+	else \
+	  $(CHOOSE_PROTOCOL); \
+	  set -x; $(PY) -m resdeg.train protocol=cifar_$$protocol $(ARGS); \
+	fi
 
 clean-venv:
 	rm -rf $(VENV)

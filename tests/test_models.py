@@ -105,3 +105,18 @@ def test_bad_model_config_lists_valid_choices(kwargs, expected):
 def test_multiply_adds_of_resnet20():
     # 3x3 convs on 32/16/8 maps + the FC: about 41M multiply-adds
     assert 40e6 < multiply_adds(CifarNet("residual", 20), (3, 32, 32)) < 42e6
+
+
+@pytest.mark.parametrize("depth,option", [(18, "A"), (34, "A"), (50, "B"), (101, "B"), (152, "B")])
+def test_imagenet_nets_default_to_the_papers_shortcut_option(depth, option):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from conftest import REPO
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["data=imagenet", "model=imagenet", f"model.depth={depth}"])
+        chosen = compose(config_name="config", overrides=["data=imagenet", "model=imagenet", f"model.depth={depth}",
+                                                          "model.shortcut=A"])
+    assert OmegaConf.to_container(cfg.model, resolve=True)["shortcut"] == option
+    assert chosen.model.shortcut == "A"  # option A stays a choice

@@ -7,7 +7,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from conftest import REPO
-from resdeg.train import run_identity
+from resdeg.record.identity import run_identity
 
 
 def protocol(*overrides: str) -> dict:

@@ -71,7 +71,7 @@ def test_sigkill_mid_epoch_then_resume_matches_the_uninterrupted_twin(cifar_root
 
     resumed = run_cli(*SHORT, *paths(victim), env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    assert "resuming the running run at iteration" in resumed.stdout + resumed.stderr
+    assert "resuming at iteration" in resumed.stdout + resumed.stderr
     summary = json.loads((only_record(victim) / "summary.json").read_text())
     # last.ckpt is written just after the step file, so the kill may find it one checkpoint back (4)
     assert summary["status"] == "complete" and 4 <= summary["resumed_at_iterations"][0] <= killed["iteration"] + 4
@@ -174,7 +174,7 @@ def fake_data(tmp: Path) -> str:
 
 def test_a_run_training_now_cannot_be_launched_twice(tmp_path):
     from resdeg import ResdegError
-    from resdeg.training.recorder import RunLock
+    from resdeg.record.lock import RunLock
 
     first = RunLock(tmp_path)
     first.acquire()
@@ -202,7 +202,7 @@ def test_a_full_disk_while_taking_the_lock_leaves_no_lock_and_an_empty_lock_is_t
     import pytest
 
     from resdeg import ResdegError
-    from resdeg.training.recorder import RunLock
+    from resdeg.record.lock import RunLock
 
     def no_space(fd):
         raise OSError(errno.ENOSPC, "No space left on device")

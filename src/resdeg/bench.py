@@ -54,8 +54,8 @@ def compose_cfg(arch: str, depth: int, overrides: list[str]):
 
 
 def build(cfg):
-    """Model, optimizer factory and schedule exactly as resdeg.train builds them."""
-    from resdeg.train import instantiate
+    """Model, optimizer factory and schedule of the bare loop, from the config a run composes."""
+    from resdeg.build import instantiate
 
     model = instantiate(cfg.model)
     return model, instantiate(cfg.protocol.optimizer), instantiate(cfg.protocol.schedule)
@@ -64,8 +64,7 @@ def build(cfg):
 def time_harness(cfg, warmup: int, iterations: int) -> float:
     import lightning.pytorch as pl
 
-    from resdeg.train import instantiate
-    from resdeg.training.module import ClassifierModule
+    from resdeg.build import build_parts, build_trainer
     from resdeg.training.recorder import RunRecorder
 
     class Stopwatch(pl.Callback):
@@ -78,22 +77,17 @@ def time_harness(cfg, warmup: int, iterations: int) -> float:
             sync()
             self.seconds = time.perf_counter() - self.start
 
-    model, optimizer_factory, schedule = build(cfg)
-    datamodule = instantiate(cfg.data)
-    module = ClassifierModule(model, schedule, optimizer_factory, cfg.protocol.log_every,
-                              datamodule.eval_split_names, cfg.channels_last)
-    if cfg.get("compile"):
-        module.model = torch.compile(module.model)
+    parts = build_parts(cfg)  # exactly as resdeg.train builds a run
     stopwatch = Stopwatch()
     with tempfile.TemporaryDirectory() as tmp:
         recorder = RunRecorder(Path(tmp) / "record", {"run_id": "bench"}, "")
         recorder.start()
-        trainer = instantiate(
-            cfg.trainer, max_steps=warmup + iterations, max_epochs=-1, limit_val_batches=0,
+        trainer = build_trainer(
+            cfg, max_steps=warmup + iterations, limit_val_batches=0,
             logger=[recorder], callbacks=[stopwatch], enable_checkpointing=False,
             enable_progress_bar=False, default_root_dir=tmp,
         )
-        trainer.fit(module, datamodule=datamodule)
+        trainer.fit(parts.module, datamodule=parts.datamodule)
     return iterations * cfg.protocol.batch_size / stopwatch.seconds
 
 

@@ -22,7 +22,14 @@ def _parallel_jobs(runs_per_gpu: int, cpu_jobs: int) -> int:
     return parallel_jobs(runs_per_gpu, cpu_jobs)
 
 
-RESOLVERS = {"percent_of": percent_of, "resdeg_parallel_jobs": _parallel_jobs}
+def _imagenet_paper_option(depth: int) -> str:
+    from resdeg.models.shortcuts import imagenet_paper_option
+
+    return imagenet_paper_option(depth)
+
+
+RESOLVERS = {"percent_of": percent_of, "resdeg_parallel_jobs": _parallel_jobs,
+             "imagenet_paper_option": _imagenet_paper_option}
 
 
 def register_resolvers() -> None:

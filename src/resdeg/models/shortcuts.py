@@ -23,6 +23,14 @@ from resdeg import ResdegError
 SHORTCUT_OPTIONS = ("A", "B", "C")
 
 
+def imagenet_paper_option(depth: int) -> str:
+    """The option the paper trains an ImageNet net of ``depth`` layers with: A for 18 and 34
+    ("we use identity mapping for all shortcuts and zero-padding for increasing dimensions
+    (option A)", Table 2), B for the bottleneck nets of 50, 101 and 152 layers ("We use
+    option B for increasing dimensions", Section 4.1, Deeper Bottleneck Architectures)."""
+    return "B" if int(depth) >= 50 else "A"
+
+
 class ZeroPadShortcut(nn.Module):
     """Option A: identity, subsampled by stride 2, with zero-padded extra channels.
 

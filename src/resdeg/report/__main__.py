@@ -47,7 +47,7 @@ def report_cifar10(s: ReportSet, what: str, figures: Path, tables: Path) -> list
         written += write_table(table6(subset, protocol), tables, f"table6_cifar10_{label}",
                                f"Table 6: CIFAR-10 test error (%), ResNets with option A, protocol '{protocol}' "
                                f"({s.description}){reference}")
-        if subset.runs.shortcut[subset.runs.arch == "residual"].isin(["B", "C"]).any():
+        if subset.runs.shortcut.isin(["B", "C"]).any():
             written += write_table(shortcuts_table(subset), tables, f"shortcuts_cifar10_{label}",
                                    f"Shortcut options A/B/C on CIFAR-10 (not in the paper), protocol '{protocol}'")
     return written

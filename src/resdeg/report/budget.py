@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from resdeg.report.figures import save_figure
-from resdeg.report.load import Results
+from resdeg.report.load import Results, compared
 from resdeg.report.sets import report_sets
 from resdeg.report.verdict import seed_spread
 
@@ -40,8 +40,8 @@ def budget_runs(results: Results, family: str, dataset: str = "cifar10") -> pd.D
     if not frames:
         return runs.iloc[0:0]
     done = pd.concat(frames, ignore_index=True)
-    keep = done.depth.isin([SHALLOW, DEEP]) & ((done.arch == "plain") | (done.shortcut == "A"))
-    return done[keep]
+    done = compared(done)
+    return done[done.depth.isin([SHALLOW, DEEP])]
 
 
 def seed_gaps(runs: pd.DataFrame) -> pd.DataFrame:

@@ -17,7 +17,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from resdeg.report.load import Results
+from resdeg.report.load import Results, compared
 from resdeg.report.reference import FIG4_XLIM, FIG4_YLIM, FIG6_XLIM, FIG6_YLIM
 
 DEPTH_COLOURS = {20: "#e6a100", 32: "#2a9df4", 44: "#d62728", 56: "#2ca02c", 110: "#000000", 1202: "#7f7f7f",
@@ -72,7 +72,7 @@ def _kind_panels(results: Results, protocol: str, dataset_title: str, eval_split
     scale, x_label = x_scale(results)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.3), sharey=True)
     for ax, kind in zip(axes, ("plain", "residual")):
-        kind_runs = runs[(runs.arch == kind) & (runs.shortcut.eq("A") | (runs.arch == "plain"))]
+        kind_runs = compared(runs[runs.arch == kind])
         for depth in sorted(kind_runs.depth.unique()):
             of_depth = kind_runs[kind_runs.depth == depth]
             colour = DEPTH_COLOURS.get(int(depth), None)
@@ -147,7 +147,7 @@ def fig7(results: Results, protocol: str, caption: str | None = None):
     """Fig. 7: std of the layer responses (3x3 layers, after BN, before ReLU/addition) on the
     test set; top: in the network's order, bottom: sorted by magnitude. One line per net
     (mean over its seeds): dashed plain, solid ResNet (option A), coloured by depth."""
-    runs = results.runs[(results.runs.arch == "plain") | (results.runs.shortcut == "A")]
+    runs = compared(results.runs)
     if runs.depth.isin(FIG7_DEPTHS).any():
         runs = runs[runs.depth.isin(FIG7_DEPTHS)]
     responses = results.responses

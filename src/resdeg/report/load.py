@@ -6,20 +6,14 @@ and named in ``problems``; it never stops the report.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from resdeg.record import HISTORY_COLUMNS, LAYER_RESPONSE_COLUMNS, is_record
+from resdeg.record import HISTORY_COLUMNS, LAYER_RESPONSE_COLUMNS, SUMMARY_FIELDS, parse_summary
 
-# protocol_family and protocol_hash are absent from records written before they existed (read as empty);
-# eval_seconds is the wall time the run spent in evaluations, inside train_seconds
-SUMMARY_COLUMNS = ["run_id", "name", "group", "dataset", "arch", "depth", "shortcut", "protocol", "protocol_family",
-                   "protocol_hash", "seed", "status", "iteration", "iterations", "parameters", "wall_time_s",
-                   "train_seconds", "eval_seconds", "evaluations"]
-
+SUMMARY_COLUMNS = list(SUMMARY_FIELDS)
 
 RESPONSE_COLUMNS = ["run_id", *LAYER_RESPONSE_COLUMNS]
 
@@ -46,13 +40,18 @@ class Results:
         return h[(h.run_id == run_id) & (h.split == split) & (h.metric == metric)].sort_values("iteration")
 
 
+def compared(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs of the paper's degradation comparison: plain nets (no shortcut) and ResNets with
+    option A shortcuts ("we use identity shortcuts in all cases", Section 4.2; Table 2).
+    Options B and C have their own tables."""
+    return runs[runs.shortcut.isna() | (runs.shortcut == "A")]
+
+
 def load_results(results_dir: str | Path = "results") -> Results:
     rows, histories, responses, problems = [], [], [], []
     for folder in sorted(Path(results_dir).glob("runs/*/*/")):
         try:
-            summary = json.loads((folder / "summary.json").read_text())
-            if not is_record(summary):  # valid JSON such as null, [] or {} is not a record
-                raise ValueError(f"summary.json holds {type(summary).__name__} {str(summary)[:40]!r}, not a run record")
+            summary = parse_summary((folder / "summary.json").read_text())  # any schema version, read as the current one
             history = pd.read_csv(folder / "history.csv")
             if tuple(history.columns) != HISTORY_COLUMNS:
                 raise ValueError(f"unexpected columns {list(history.columns)}")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from resdeg.report.load import Results
+from resdeg.report.load import Results, compared
 from resdeg.report.reference import TABLE2_TOP1, TABLE3_TOP1_TOP5, TABLE6_TEST_ERROR
 
 # Table 6 writes ResNet-110 as "best (mean±std)" over 5 runs; every other number is one value
@@ -56,7 +56,7 @@ def is_paper_protocol(protocol: str) -> bool:
 
 def table6(results: Results, protocol: str = "paper") -> pd.DataFrame:
     runs = _complete(results)
-    done = runs[(runs.arch == "residual") & (runs.shortcut == "A")]
+    done = compared(runs[runs.arch == "residual"])
     rows, previous = [], None
     for depth, group in done.groupby("depth"):
         paper = TABLE6_TEST_ERROR.get(int(depth))
@@ -81,8 +81,8 @@ def shortcuts_table(results: Results) -> pd.DataFrame:
     A/B/C on ImageNet only): final training and test error and parameters, per depth and option."""
     runs = _complete(results)
     done = runs[runs.arch == "residual"]
-    compared = done.groupby("depth").shortcut.nunique()
-    done = done[done.depth.isin(compared[compared > 1].index)]  # depths trained with more than one option
+    options = done.groupby("depth").shortcut.nunique()
+    done = done[done.depth.isin(options[options > 1].index)]  # depths trained with more than one option
     rows = []
     for (depth, option), group in done.groupby(["depth", "shortcut"]):
         rows.append({
@@ -97,7 +97,7 @@ def shortcuts_table(results: Results) -> pd.DataFrame:
 def table2(results: Results) -> pd.DataFrame:
     """Top-1 error (%, 10-crop) of plain and residual (option A) nets of 18 and 34 layers."""
     runs = _complete(results)
-    done = runs[(runs.arch == "plain") | (runs.shortcut == "A")]
+    done = compared(runs)
     rows = []
     for (arch, depth), group in done.groupby(["arch", "depth"]):
         paper = TABLE2_TOP1.get((arch, int(depth)))
@@ -116,7 +116,7 @@ def table3(results: Results) -> pd.DataFrame:
     done = runs[runs.depth == 34]
     rows = []
     for key, label in (("plain", "plain-34"), ("A", "ResNet-34 A"), ("B", "ResNet-34 B"), ("C", "ResNet-34 C")):
-        group = done[done.arch == "plain"] if key == "plain" else done[(done.arch == "residual") & (done.shortcut == key)]
+        group = done[done.arch == "plain"] if key == "plain" else done[done.shortcut == key]
         if group.empty:
             continue
         top1, top5 = TABLE3_TOP1_TOP5[key]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from resdeg.report.figures import mean_curve
-from resdeg.report.load import Results
+from resdeg.report.load import Results, compared
 
 
 def _finals(done: pd.DataFrame) -> pd.DataFrame:
@@ -40,7 +40,7 @@ def _error_text(finals: pd.DataFrame, depth) -> str:
 def _compare(results: Results, kind: str, label: str) -> tuple[str, float | None, float | None, list[str]]:
     """(line, gap deepest minus shallowest, its seed spread, deeper nets above a shallower one beyond the spread)."""
     runs = results.runs
-    done = runs[(runs.arch == kind) & (runs.status == "complete") & ((runs.arch == "plain") | (runs.shortcut == "A"))]
+    done = compared(runs[(runs.arch == kind) & (runs.status == "complete")])
     depths = sorted(done.depth.unique())
     if len(depths) < 2:
         return f"- {label}: fewer than two depths complete ({', '.join(map(str, depths)) or 'none'}); no verdict.", None, None, []

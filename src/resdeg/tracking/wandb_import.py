@@ -14,15 +14,13 @@ and skipped. The record says where it came from (``imported_from``).
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import json
 import sys
 from pathlib import Path
 
 import yaml
 
-from resdeg.record import HISTORY_COLUMNS, SCHEMA_VERSION, read_summary, write_atomic
+from resdeg.record import history_csv, read_summary, summary_json, write_atomic
+from resdeg.record.schema import upgrade
 from resdeg.tracking.wandb_files import OfflineRun, offline_runs
 
 STEP_KEY = "trainer/global_step"
@@ -64,23 +62,19 @@ def import_run(run: OfflineRun, results: Path) -> Path | None:
     if existing and existing.get("status") == "complete":
         return folder
     record = {key.removeprefix("record/"): value for key, value in run.summary.items() if key.startswith("record/")}
-    summary = {
-        "schema": SCHEMA_VERSION,
+    summary = upgrade({  # W&B runs of resdeg before schema 2 did not log their version: 1
+        "schema": record.pop("schema", 1),
         **identity,
         "status": record.pop("status", "complete" if run.exit_code == 0 else "failed"),
         **record,
         "final": {key.removeprefix("final/"): value for key, value in run.summary.items() if key.startswith("final/")},
         "wandb_id": run.id,
         "imported_from": f"wandb:{run.path}",
-    }
+    })
     folder.mkdir(parents=True, exist_ok=True)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(HISTORY_COLUMNS)
-    writer.writerows((it, split, metric, f"{value:.6g}") for it, split, metric, value in sorted(history_rows(run)))
-    write_atomic(folder / "history.csv", buffer.getvalue())
+    write_atomic(folder / "history.csv", history_csv(sorted(history_rows(run))))
     write_atomic(folder / "config.yaml", yaml.safe_dump(nested, sort_keys=False))
-    write_atomic(folder / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_atomic(folder / "summary.json", summary_json(summary))
     return folder
 
 

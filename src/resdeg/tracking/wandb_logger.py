@@ -112,7 +112,7 @@ def wandb_logger(
 
 
 # summary fields of the run record copied to the W&B summary (resdeg.tracking.wandb_import reads them back)
-SUMMARY_FIELDS = ("status", "iteration", "iterations", "parameters", "multiply_adds", "train_seconds", "message")
+SUMMARY_FIELDS = ("schema", "status", "iteration", "iterations", "parameters", "multiply_adds", "train_seconds", "message")
 
 
 def finish_wandb(loggers, record_summary: dict) -> None:

@@ -1,9 +1,16 @@
-"""A progress bar counted in iterations (the paper's unit), not epochs."""
+"""Progress counted in iterations (the paper's unit), not epochs: a bar on a terminal,
+compact lines in a log file."""
 
 from __future__ import annotations
 
-from lightning.pytorch.callbacks import TQDMProgressBar
+import logging
+import sys
+import time
+
+from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
 from lightning.pytorch.callbacks.progress.tqdm_progress import _update_n
+
+log = logging.getLogger("resdeg")
 
 
 class IterationProgressBar(TQDMProgressBar):
@@ -36,3 +43,38 @@ class IterationProgressBar(TQDMProgressBar):
         metrics = super().get_metrics(trainer, pl_module)
         metrics.pop("v_num", None)
         return metrics
+
+
+class IterationProgressLines(ProgressBar):
+    """For output that is not a terminal (SLURM logs, jobs of a parallel sweep, ``nohup``):
+    one compact line every ``every`` iterations instead of a bar redrawn in place, so
+    parallel jobs never interleave half-drawn bars. The metrics are read only then."""
+
+    def __init__(self, run_name: str, every: int):
+        super().__init__()
+        self.run_name, self.every = run_name, max(1, int(every))
+        self._enabled = True
+
+    def disable(self) -> None:
+        self._enabled = False
+
+    def enable(self) -> None:
+        self._enabled = True
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._started, self._start_step = time.monotonic(), trainer.global_step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        n = trainer.global_step
+        if not (self._enabled and trainer.is_global_zero) or (n % self.every and n != trainer.max_steps):
+            return
+        rate = (n - self._start_step) / max(time.monotonic() - self._started, 1e-9)
+        metrics = {k: v for k, v in self.get_metrics(trainer, pl_module).items() if k != "v_num"}
+        shown = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
+        log.info(f"{self.run_name} it {n}/{trainer.max_steps} ({rate:.2f} it/s){': ' + shown if shown else ''}")
+
+
+def progress_callback(run_name: str, every: int, stream=None):
+    """A redrawn bar on a terminal, compact lines anywhere else (see IterationProgressLines)."""
+    stream = stream or sys.stderr
+    return IterationProgressBar(run_name) if stream.isatty() else IterationProgressLines(run_name, every)

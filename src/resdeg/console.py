@@ -1,0 +1,46 @@
+"""What a run prints: one line when it starts, one when it ends, and nothing twice.
+
+Lightning attaches its own handler to its loggers when it is imported before logging is
+configured (as it is under Hydra), so every Lightning message came out twice, once through
+its handler and once through Hydra's; its start-up chatter (devices found, a tip to install
+another product, "max_steps reached") and one deprecation that torch raises inside
+Lightning's own code are filtered here, at their source, by logger or by exact message.
+Warnings and errors of every library still print.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+log = logging.getLogger("resdeg")
+
+# Lightning's informational messages: the device summary, the LitLogger/litmodels tips and
+# "`Trainer.fit` stopped: `max_steps=N` reached" (the run's own end line says how it ended)
+LIGHTNING_CHATTER = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+
+
+def quiet_libraries() -> None:
+    """Call once logging is configured (in the Hydra task function)."""
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()  # Lightning's own handler: Hydra's (on the root logger) prints them once
+        logger.propagate = True
+    for name in LIGHTNING_CHATTER:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # torch 2.14 deprecates LeafSpec, which Lightning 2.6's _pytree still builds on every step
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+                            category=FutureWarning, module=r"lightning\.pytorch\.utilities\._pytree")
+
+
+def run_started(identity: dict, record: str, action: str, iteration: int, wandb_mode: str) -> None:
+    how = f"resuming at iteration {iteration}" if action == "resume" else "starting"
+    log.info(f"{identity['name']} seed {identity['seed']}, protocol {identity['protocol']}: {how}; "
+             f"record {record}; W&B {wandb_mode}")
+
+
+def run_ended(identity: dict, status: str, final: dict | None, seconds: float, record: str) -> None:
+    errors = ", ".join(f"{key.removesuffix('_error')} {value:.2f}%" for key, value in (final or {}).items())
+    minutes, rest = divmod(round(seconds), 60)
+    log.info(f"{identity['name']} seed {identity['seed']}: {status}{' (error: ' + errors + ')' if errors else ''} "
+             f"in {minutes} min {rest:02d} s; record {record}")

@@ -1,0 +1,64 @@
+"""A run's identity: what it computes, hashed into its run id.
+
+Two runs with equal identity are the same experiment: the second finds the first's complete
+record and is skipped. So everything that changes what a run computes must be in the
+identity, and nothing else: the data config enters whole, less a deny-list of keys that only
+say where the data lives or how it is loaded (a new key that changes the computation is in
+by default, never silently shared).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from omegaconf import DictConfig, OmegaConf
+
+# Keys of the data config that do not change what a run computes: where the files are, how
+# they are read (the tensor and torchvision pipelines give the same distribution of batches),
+# the evaluation batch size (sums, not means, are reduced) and the seed (already the run's).
+NOT_IDENTITY_DATA_KEYS = frozenset(
+    {"_target_", "root", "download", "cache_dir", "loader", "on_device", "num_workers", "eval_batch_size", "seed"})
+
+
+def run_name(arch: str, depth: int, shortcut: str | None) -> str:
+    """plain-56, resnet-56-A: how runs are named in records, figures and W&B."""
+    return f"plain-{depth}" if arch == "plain" else f"resnet-{depth}-{shortcut}"
+
+
+def run_identity(cfg: DictConfig) -> dict:
+    """The identity fields of the run record (resdeg.record.schema.IDENTITY_FIELDS)."""
+    model = cfg.model
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    fingerprint = {
+        "model": OmegaConf.to_container(model, resolve=True),
+        "protocol": OmegaConf.to_container(cfg.protocol, resolve=True),
+        "data": {key: value for key, value in data.items() if key not in NOT_IDENTITY_DATA_KEYS},
+        "seed": cfg.seed,
+        # of the trainer's settings only the arithmetic changes the computation
+        "precision": str(cfg.trainer.get("precision")),
+    }
+    digest = _hash(fingerprint)
+    # what all nets of one sweep share (protocol, data, precision): the report never draws
+    # runs of different settings in one figure, even under one protocol name
+    setting = {key: value for key, value in fingerprint.items() if key not in ("model", "seed")}
+    shortcut = model.shortcut if model.arch == "residual" else None  # a plain net has no shortcut
+    return {
+        "run_id": f"{run_name(model.arch, model.depth, shortcut)}_seed{cfg.seed}_{digest}",
+        "name": run_name(model.arch, model.depth, shortcut),
+        "group": f"{cfg.data.name}-{cfg.protocol.name}",
+        "dataset": cfg.data.name,
+        "arch": model.arch,
+        "depth": int(model.depth),
+        "shortcut": shortcut,
+        "protocol": cfg.protocol.name,
+        # runs of one protocol at several budgets (quick-500, quick-1000...) share a family
+        "protocol_family": cfg.protocol.get("family", cfg.protocol.name),
+        "seed": int(cfg.seed),
+        "config_hash": digest,
+        "protocol_hash": _hash(setting),
+    }
+
+
+def _hash(fingerprint: dict) -> str:
+    return hashlib.sha1(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:8]

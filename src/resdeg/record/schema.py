@@ -1,0 +1,146 @@
+"""The run record's files and their schema: written once, here, for training (which writes
+records), the report and the W&B importer (which read or rebuild them).
+
+    results/runs/<group>/<run_id>/
+        summary.json          status and identity of the run, errors, parameters, wall time
+        config.yaml           the fully resolved Hydra config
+        history.csv           long format: iteration, split, metric, value
+        layer_responses.csv   CIFAR-10, complete runs: layer, name, std (Fig. 7)
+
+The fields are documented in results/README.md.
+
+Schema versions: 1 (records written before 2026-11-25) recorded ``shortcut: "A"`` for plain
+nets and no code version; 2 records ``shortcut: null`` for plain nets (they have no
+shortcut), the git commit that trained the run, and ``checkpoint_dir`` relative to the
+project. ``parse_summary`` reads both and returns version 2.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from resdeg import ResdegError
+
+SCHEMA_VERSION = 2
+STATUSES = ("running", "complete", "failed", "diverged", "interrupted")
+HISTORY_COLUMNS = ("iteration", "split", "metric", "value")
+LAYER_RESPONSE_COLUMNS = ("layer", "name", "std")
+
+# What a run is (resdeg.record.identity writes these into every summary)...
+IDENTITY_FIELDS = ("run_id", "name", "group", "dataset", "arch", "depth", "shortcut", "protocol", "protocol_family",
+                   "seed", "config_hash", "protocol_hash")
+# ...and the summary fields the report reads, one row per run. protocol_family/protocol_hash
+# are absent from records written before they existed (read as empty); eval_seconds is the
+# wall time the run spent in evaluations, inside train_seconds.
+SUMMARY_FIELDS = (*IDENTITY_FIELDS, "status", "iteration", "iterations", "parameters", "wall_time_s", "train_seconds",
+                  "eval_seconds", "evaluations")
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# -- summary.json ---------------------------------------------------------------------
+def is_record(summary) -> bool:
+    """Whether parsed summary.json content is a run record (valid JSON such as null, [] or {} is not)."""
+    return isinstance(summary, dict) and isinstance(summary.get("run_id"), str) and summary.get("status") in STATUSES
+
+
+def parse_summary(text: str) -> dict:
+    """summary.json's content as a record of the current schema; ValueError when it is not one."""
+    summary = json.loads(text)
+    if not is_record(summary):
+        raise ValueError(f"it holds {type(summary).__name__} {str(summary)[:40]!r}, not a run record")
+    return upgrade(summary)
+
+
+def upgrade(summary: dict) -> dict:
+    """A summary of an older schema, read as the current one (the file is left as it is)."""
+    version = summary.get("schema", 1)
+    if version > SCHEMA_VERSION:
+        raise ValueError(f"schema version {version} is newer than this resdeg reads ({SCHEMA_VERSION}): update resdeg")
+    if version < 2:
+        summary = {**summary, "schema": 2}
+        if summary.get("arch") == "plain":
+            summary["shortcut"] = None  # version 1 wrote the config's unused option ("A") for plain nets
+    return summary
+
+
+def summary_json(summary: dict) -> str:
+    return json.dumps(summary, indent=2) + "\n"
+
+
+def read_summary(folder: Path) -> dict | None:
+    """A record's summary, or None when there is none yet; ResdegError when the file is not a record."""
+    path = Path(folder) / "summary.json"
+    if not path.is_file():
+        return None
+    try:
+        return parse_summary(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:  # json.JSONDecodeError is a ValueError
+        raise ResdegError(
+            f"the run record {path} is unreadable ({exc}): it was cut or edited by hand. Move the folder "
+            "away to keep it, or rerun with force=true to replace it"
+        ) from None
+
+
+# -- history.csv and layer_responses.csv ------------------------------------------------
+def history_csv(rows) -> str:
+    """history.csv's text from (iteration, split, metric, value) rows, in the order given."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(HISTORY_COLUMNS)
+    writer.writerows((int(it), split, metric, f"{float(value):.6g}") for it, split, metric, value in rows)
+    return buffer.getvalue()
+
+
+def read_history(path: Path) -> list[tuple[int, str, str, float]]:
+    """history.csv's rows as (iteration, split, metric, value); ValueError when its columns are not the schema's."""
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        if tuple(reader.fieldnames or ()) != HISTORY_COLUMNS:
+            raise ValueError(f"unexpected columns {reader.fieldnames} in {path}")
+        return [(int(r["iteration"]), r["split"], r["metric"], float(r["value"])) for r in reader]
+
+
+def layer_responses_csv(rows: list[dict]) -> str:
+    """layer_responses.csv's text from rows with layer, name and std (see training/responses.py)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(LAYER_RESPONSE_COLUMNS)
+    writer.writerows((row["layer"], row["name"], f"{row['std']:.6g}") for row in rows)
+    return buffer.getvalue()
+
+
+# -- writing a file of the record ------------------------------------------------------
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one rename: readers see the old or the new file, never a torn one.
+
+    The file gets the ordinary mode (0666 less the umask), so colleagues sharing a results
+    folder can read it; temporary files left by a writer killed mid-write are removed.
+    """
+    for leftover in path.parent.glob(f".{path.name}.*.tmp"):
+        leftover.unlink(missing_ok=True)  # one writer per record (run.lock): any other is a dead one's
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp creates 0600
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
