@@ -1,0 +1,44 @@
+"""What a run prints (resdeg.console, resdeg.training.progress): one line when it starts, one
+when it ends, compact progress lines off a terminal, no line twice, no library noise."""
+
+import io
+import re
+
+from conftest import run_cli
+from resdeg.training.progress import IterationProgressBar, IterationProgressLines, progress_callback
+
+
+def test_a_short_run_prints_each_line_once_and_no_library_noise(cifar_root, tmp_path):
+    result = run_cli("model.depth=8", "protocol=cifar_quick", "protocol.iterations=8", "protocol.batch_size=32",
+                     "protocol.schedule.warmup_iterations=2", "protocol.checkpoint_every=8", "data.eval_batch_size=1000",
+                     f"data.root={cifar_root}", f"paths.results={tmp_path / 'r'}", f"paths.experiments={tmp_path / 'e'}")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    # Hydra stamps each log line with the time; the same message twice is a duplicated handler
+    lines = [re.sub(r"^\[[^]]*\]", "", line).strip() for line in (result.stdout + result.stderr).splitlines()]
+    lines = [line for line in lines if line]
+    assert len(lines) == len(set(lines)), "\n".join(lines)
+    output = "\n".join(lines)
+    for noise in ("deprecated", "Tip:", "GPU available", "TPU available", "max_steps="):
+        assert noise not in output, output
+    starts = [line for line in lines if "starting; record" in line]
+    ends = [line for line in lines if ": complete (error: " in line]
+    assert len(starts) == 1 and "resnet-8-A seed 0, protocol quick-8" in starts[0] and "W&B off" in starts[0]
+    assert len(ends) == 1 and "train " in ends[0] and "test " in ends[0] and " min " in ends[0]
+    # not a terminal (captured): progress as lines, every log_every iterations (5% of 8 -> 1 it... rounded)
+    assert any(re.search(r"resnet-8-A it 8/8 \([0-9.]+ it/s\)", line) for line in lines), output
+    assert "\r" not in result.stderr
+
+
+class _Stream(io.StringIO):
+    def __init__(self, tty: bool):
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def test_progress_is_a_bar_on_a_terminal_and_lines_elsewhere():
+    assert isinstance(progress_callback("x", 10, _Stream(True)), IterationProgressBar)
+    lines = progress_callback("x", 10, _Stream(False))
+    assert isinstance(lines, IterationProgressLines) and lines.every == 10
