@@ -6,6 +6,7 @@
 #   make sweep-degradation LAUNCHER=parallel   jobs side by side, one GPU each (RUNS_PER_GPU=2: two per GPU)
 #   make sweep-degradation LAUNCHER=slurm ARGS="hydra.launcher.partition=gpu"   a SLURM job array
 #   make sweep-degradation SEEDS=0,1,2 FORCE=1   seeds as a sweep axis; FORCE=1 reruns complete runs
+#   make sweep-deep                      ResNet-110 (SEEDS=0,1,2,3,4) and ResNet-1202: Fig. 6's third panel, Table 6
 #   make sweep-budget                    the budget study: plain/ResNet-20/56 at BUDGETS=500,1000,2000,4000 iterations (CPU)
 #   make sweep-shortcuts                 ResNet-20/56 x options A/B/C on CIFAR-10 (DATASET=imagenet: ResNet-34, Table 3)
 #   make sweep-imagenet IMAGENET_ROOT=/data/imagenet   Table 2 / Fig. 4: {plain, residual} x {18, 34}
@@ -32,6 +33,8 @@ RUNS_PER_GPU ?= 1
 LOGGER ?= wandb
 # FORCE=1 reruns runs whose complete record exists (by default a re-launched sweep skips them)
 FORCE ?= 0
+# depths of sweep-deep (ResNet-110 and ResNet-1202)
+DEEP_DEPTHS ?= 110,1202
 # iterations of the quick protocol family trained by sweep-budget, e.g. BUDGETS=500,1000
 BUDGETS ?= 500,1000,2000,4000
 # cifar10 | imagenet, for sweep-shortcuts
@@ -51,7 +54,7 @@ SWEEP_ARGS = --multirun hydra/launcher=$(or $(HYDRA_LAUNCHER_$(LAUNCHER)),$(erro
 RESDEG_CIFAR_ROOT ?= $(firstword $(patsubst %/cifar-10-python.tar.gz,%,$(wildcard $(CURDIR)/../shared/data/cifar-10-python.tar.gz)) $(CURDIR)/experiments/data)
 export RESDEG_CIFAR_ROOT
 
-.PHONY: setup test sweep-degradation sweep-budget sweep-shortcuts sweep-imagenet train bench figures tables report clean-venv
+.PHONY: setup test sweep-degradation sweep-deep sweep-budget sweep-shortcuts sweep-imagenet train bench figures tables report clean-venv
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -74,6 +77,14 @@ CHOOSE_PROTOCOL = protocol=$(PROTOCOL); \
 sweep-degradation: setup
 	@$(CHOOSE_PROTOCOL); \
 	set -x; $(PY) -m resdeg.train $(SWEEP_ARGS) experiment=degradation_cifar protocol=cifar_$$protocol $(ARGS)
+
+# Fig. 6's deep ResNets: ResNet-110 (SEEDS=0,1,2,3,4 for the paper's five runs) and ResNet-1202,
+# with the paper's 0.01 warm-up (cifar_paper_warmup); without a GPU the quick CPU family
+# (DEEP_DEPTHS=110 leaves out ResNet-1202, hours on a CPU)
+sweep-deep: setup
+	@$(CHOOSE_PROTOCOL); \
+	if [ "$$protocol" = paper ]; then protocol=paper_warmup; fi; \
+	set -x; $(PY) -m resdeg.train $(SWEEP_ARGS) experiment=deep_cifar protocol=cifar_$$protocol model.depth=$(DEEP_DEPTHS) $(ARGS)
 
 # The budget study: how many quick-protocol iterations the residual advantage needs on a CPU
 # (plain/ResNet-20/56; `make report` draws results/figures/budget_cifar10_quick.png)
@@ -106,8 +117,9 @@ figures: setup
 	$(PY) -m resdeg.report figures
 tables: setup
 	$(PY) -m resdeg.report tables
+# with LOGGER=wandb (the default) the report's figures and tables also go to a W&B run 'report'
 report: setup
-	$(PY) -m resdeg.report all
+	$(PY) -m resdeg.report all $(if $(filter wandb,$(LOGGER)),--wandb)
 
 # one run; its CIFAR-10 protocol is chosen as the sweeps choose it, unless ARGS names one
 # (protocol=..., an experiment, or ImageNet data)

@@ -47,3 +47,18 @@ def test_a_budget_study_run_is_the_degradation_sweep_run_of_that_budget():
     other = identity("experiment=degradation_cifar", "protocol=cifar_quick", "protocol.iterations=2000",
                      "model.arch=plain", "model.depth=56")
     assert other["protocol_hash"] != sweep["protocol_hash"] and other["protocol_family"] == "quick"
+
+
+def test_the_deep_sweep_draws_with_the_degradation_sweep_on_gpu_and_cpu():
+    """experiment=deep_cifar (make sweep-deep): ResNet-110/1202 under the warm-up protocol share
+    the degradation sweep's setting (paper), and under the quick family its quick-N setting."""
+    def identity(*overrides):
+        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+            return run_identity(compose(config_name="config", overrides=list(overrides)))
+
+    for protocol, deep_protocol in (("cifar_paper", "cifar_paper_warmup"), ("cifar_quick", "cifar_quick")):
+        sweep = identity("experiment=degradation_cifar", f"protocol={protocol}", "model.depth=56")
+        for depth in (110, 1202):
+            deep = identity("experiment=deep_cifar", f"protocol={deep_protocol}", f"model.depth={depth}")
+            assert deep["name"] == f"resnet-{depth}-A" and deep["protocol_hash"] == sweep["protocol_hash"]
+            assert deep["protocol_family"] == sweep["protocol_family"]

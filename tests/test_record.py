@@ -105,3 +105,13 @@ def test_a_record_names_the_code_that_trained_it_and_a_path_a_colleague_can_use(
     monkeypatch.chdir(tmp_path)
     assert portable(tmp_path / "experiments" / "checkpoints" / "x") == "experiments/checkpoints/x"
     assert portable(Path("/elsewhere/x")) == "/elsewhere/x"
+
+
+def test_resnet110s_warm_up_protocol_is_drawn_with_the_paper_protocol():
+    """Fig. 6 draws ResNet-110 (warm-up at 0.01) beside ResNet-20 to 56: one setting, one family."""
+    plain = compose_identity("protocol=cifar_paper", "model.depth=56")
+    deep = compose_identity("protocol=cifar_paper_warmup", "model.depth=110")
+    assert deep["protocol_hash"] == plain["protocol_hash"] and deep["protocol_family"] == "paper"
+    assert deep["group"] == "cifar10-paper_warmup"  # still its own protocol, folder and config hash
+    assert compose_identity("protocol=cifar_paper_warmup", "model.depth=110", "protocol.schedule.base_lr=0.2")[
+        "protocol_hash"] != plain["protocol_hash"]

@@ -15,7 +15,8 @@ def write_run(results, arch, depth, final_train, final_test, seed=0, protocol="q
               setting="s1", family=None):
     name = f"plain-{depth}" if arch == "plain" else f"resnet-{depth}-A"
     identity = {"run_id": f"{name}_seed{seed}_{setting}", "name": name, "group": f"cifar10-{protocol}",
-                "dataset": "cifar10", "arch": arch, "depth": depth, "shortcut": "A", "protocol": protocol,
+                "dataset": "cifar10", "arch": arch, "depth": depth, "shortcut": None if arch == "plain" else "A",
+                "protocol": protocol,
                 "protocol_family": family or protocol, "seed": seed, "protocol_hash": setting}
     rec = RunRecorder(results / "runs" / identity["group"] / identity["run_id"], identity, "seed: 0\n")
     rec.start(parameters=1000 * depth, iterations=iterations)
@@ -52,14 +53,18 @@ def test_table6_numbers_come_from_the_records(degraded):
     # only ResNet-110 is written as the paper writes it: best (mean±std), the difference from the best
     assert table.loc["ResNet-110", "test error % (ours)"] == "20.00 (21.00±1.41)"
     assert table.loc["ResNet-110", "difference (pts)"] == pytest.approx(20.0 - 6.43)
+    # every depth of the paper's Table 6 is a row; one not trained yet says so, with the paper's parameters
+    assert table.index.tolist() == ["ResNet-20", "ResNet-32", "ResNet-44", "ResNet-56", "ResNet-110", "ResNet-1202"]
+    assert table.loc["ResNet-1202", "runs"] == 0 and table.loc["ResNet-1202", "# params (M)"] == 19.4
+    assert pd.isna(table.loc["ResNet-1202", "test error % (ours)"]) and pd.isna(table.loc["ResNet-1202", "difference (pts)"])
 
 
 def test_table6_of_a_short_protocol_gives_no_difference_to_the_paper(degraded):
     table = table6(load_results(degraded), "quick-500")
     assert "difference (pts)" not in table and "test error % (paper)" not in table
-    assert table["paper, 64k iterations (reference only)"].tolist() == [8.75, 7.51, 7.17, 6.97]
+    assert table["paper, 64k iterations (reference only)"].tolist() == [8.75, 7.51, 7.17, 6.97, 6.43, 7.93]
     # how the error changes with depth: 43 -> 41 -> 40 -> 39 (final train error minus 2)
-    assert table["vs. next shallower (pts)"].tolist()[1:] == [-2.0, -1.0, -1.0]
+    assert table["vs. next shallower (pts)"].tolist()[1:4] == [-2.0, -1.0, -1.0]
     assert pd.isna(table["vs. next shallower (pts)"].iloc[0])
 
 
@@ -190,7 +195,7 @@ def test_cli_draws_each_protocol_separately_and_skips_a_torn_record(degraded, ca
     assert {"fig6_cifar10_quick.png", "fig6_cifar10_quick.pdf", "fig1_cifar10_paper.png", "fig6_cifar10_paper.pdf"} <= figures
     assert "plain-44" in (degraded / "tables" / "degradation_verdict_quick.md").read_text()  # named as missing
     csv = pd.read_csv(degraded / "tables" / "table6_cifar10_quick.csv")
-    assert csv["method"].tolist() == ["ResNet-20", "ResNet-32", "ResNet-44", "ResNet-56"]
+    assert csv["method"].tolist() == ["ResNet-20", "ResNet-32", "ResNet-44", "ResNet-56", "ResNet-110", "ResNet-1202"]
     assert (degraded / "tables" / "table6_cifar10_quick.tex").read_text().startswith("\\begin{table}")
 
 
@@ -206,6 +211,34 @@ def test_fig6_has_two_panels_and_a_line_per_depth_and_split(degraded):
         assert ax.get_xlabel() == "iterations" and ax.get_ylabel() == "error (%)"  # a short run: not in 1e4
         assert {line.get_linestyle() for line in ax.lines} == {"--", "-"}
     plt.close(fig)
+
+
+def test_fig6_as_the_paper_draws_it_three_panels_with_resnet110_and_1202(tmp_path):
+    """ResNet-110, trained with its warm-up protocol (family paper, the paper protocol's setting),
+    is drawn beside ResNet-20 to 56, and against ResNet-1202 in a third panel; Table 6 has every row."""
+    import matplotlib.pyplot as plt
+
+    from resdeg.report.figures import fig6
+    from resdeg.report.sets import report_sets
+
+    for arch in ("plain", "residual"):
+        for depth in (20, 32, 44, 56):
+            write_run(tmp_path, arch, depth, 10 if arch == "residual" else 5 + depth / 4, 9, protocol="paper",
+                      iterations=2000)
+    for seed in (0, 1):
+        write_run(tmp_path, "residual", 110, 4, 8 + seed, seed=seed, protocol="paper_warmup", family="paper",
+                  iterations=2000)
+    write_run(tmp_path, "residual", 1202, 3, 9, protocol="paper", iterations=2000)
+    sets = report_sets(load_results(tmp_path), "cifar10")
+    assert [(s.label, len(s.results.runs)) for s in sets] == [("paper", 11)]  # one figure, one protocol family
+    fig = fig6(sets[0].results, "paper")
+    assert [ax.get_title() for ax in fig.axes] == ["plain nets on CIFAR-10", "ResNets on CIFAR-10",
+                                                   "ResNet-110 vs ResNet-1202 on CIFAR-10"]
+    assert [len(ax.lines) for ax in fig.axes] == [8, 10, 4]  # (training, test) per depth
+    assert [t.get_text() for t in fig.axes[2].get_legend().get_texts()] == ["ResNet-110", "ResNet-1202"]
+    plt.close(fig)
+    table = table6(sets[0].results, "paper").set_index("method")
+    assert table.loc["ResNet-110", "test error % (ours)"] == "8.00 (8.50±0.71)" and table.loc["ResNet-1202", "runs"] == 1
 
 
 def test_notebook_runs_on_a_results_tree(degraded):
@@ -315,9 +348,9 @@ def test_report_on_real_short_runs(cifar_root, tmp_path):
     assert responses.layer.tolist() == list(range(1, 8)) and (responses["std"] > 0).all()  # Fig. 7, 7 3x3 layers
     assert (tmp_path / "results" / "figures" / "fig7_cifar10_quick-8.png").is_file()
     table = pd.read_csv(tmp_path / "results" / "tables" / "table6_cifar10_quick-8.csv")  # quick-<iterations>
-    assert table["method"].tolist() == ["ResNet-8"]
+    assert table["method"].tolist()[0] == "ResNet-8" and table["runs"].tolist() == [1, 0, 0, 0, 0, 0, 0]
     assert float(table["test error % (ours)"][0]) == pytest.approx(resnet["final"]["test_error"], abs=0.005)
-    assert table["paper, 64k iterations (reference only)"].isna().all()  # the paper has no 8-layer net
+    assert pd.isna(table["paper, 64k iterations (reference only)"][0])  # the paper has no 8-layer net
     verdict = (tmp_path / "results" / "tables" / "degradation_verdict_quick-8.md").read_text()
     assert "fewer than two depths complete (8)" in verdict and "Missing from the sweep: plain-20" in verdict
     from resdeg.report.figures import fig6
@@ -332,3 +365,17 @@ def test_report_reads_resdeg_results_and_says_which_folder(degraded, monkeypatch
     assert report_main(["tables"]) == 0
     assert f"reading {degraded}" in capsys.readouterr().err
     assert (degraded / "tables" / "degradation_verdict_quick.md").is_file()
+
+
+def test_the_report_logs_its_figures_and_tables_to_one_wandb_run(degraded, monkeypatch):
+    from resdeg.tracking.wandb_files import offline_runs
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("RESDEG_EXPERIMENTS", str(degraded / "experiments"))
+    assert report_main(["all", "--results", str(degraded), "--wandb"]) == 0
+    (run,) = offline_runs(degraded / "experiments" / "wandb")
+    assert run.name == "report" and run.job_type == "report"
+    logged = {key: value for row in run.history for key, value in row.items()}  # W&B nests a media value's fields
+    assert logged["figures/fig6_cifar10_quick/_type"] == logged["figures/fig1_cifar10_quick/_type"] == "image-file"
+    assert logged["tables/table6_cifar10_quick/_type"] == "table-file" and logged["tables/table6_cifar10_quick/nrows"] == 6

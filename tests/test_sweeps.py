@@ -46,7 +46,9 @@ def test_two_job_multirun_makes_two_wandb_runs_with_names_groups_tags_config_and
     runs = offline_runs(tmp_path / "experiments" / "wandb")
     assert len(runs) == 2 and runs[0].id != runs[1].id  # one W&B run per job, never shared
     assert sorted(r.name for r in runs) == ["plain-8-seed0", "resnet-8-A-seed0"]
-    assert {r.group for r in runs} == {"cifar10-degradation_cifar-quick-6"}
+    # one group per network (its seeds drawn as one line with a band), the sweep as the job type
+    assert sorted(r.group for r in runs) == ["cifar10-quick-6-plain-8", "cifar10-quick-6-resnet-8-A"]
+    assert {r.job_type for r in runs} == {"degradation_cifar"}
     by_name = {r.name: r for r in runs}
     assert set(by_name["plain-8-seed0"].tags) == {"cifar10", "plain", "depth-8", "protocol-quick-6"}
     assert set(by_name["resnet-8-A-seed0"].tags) == {"cifar10", "residual", "depth-8", "protocol-quick-6", "option-A"}
@@ -63,6 +65,39 @@ def test_two_job_multirun_makes_two_wandb_runs_with_names_groups_tags_config_and
         assert record["wandb_id"] == run.id and run.exit_code == 0
         assert test[6] == pytest.approx(record["final"]["test_error"])
         assert run.summary["record/status"] == "complete"
+        # the iteration is the x-axis of every curve; the error curves' summaries are the last and best values
+        assert run.metrics["*"]["step_metric"] == "trainer/global_step"
+        assert run.metrics["test/error"] == {"step_metric": "trainer/global_step", "summary": ["min", "last"]}
+
+
+def test_a_resumed_wandb_run_logs_nothing_twice_and_a_forced_rerun_says_so(tmp_path, monkeypatch):
+    """A resumed run recomputes the iterations between its checkpoint and the kill; W&B already
+    has them, so they are not logged again (read back from the real offline files)."""
+    from resdeg.tracking.wandb_files import offline_runs
+    from resdeg.tracking.wandb_logger import wandb_logger
+
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    identity = {"run_id": "resnet-8-A_seed0_x", "name": "resnet-8-A", "dataset": "cifar10", "arch": "residual",
+                "depth": 8, "shortcut": "A", "protocol": "quick-6", "seed": 0}
+    common = dict(identity=identity, config={}, sweep="single", mode="offline", save_dir=str(tmp_path / "wandb"))
+    first = wandb_logger(previous_id=None, **common)
+    for step in (2, 4):
+        first.log_metrics({"train/error": 90.0 - step}, step=step)
+    first.experiment.finish()
+    resumed = wandb_logger(previous_id=first.version, already_logged={(2, "train/error"), (4, "train/error")}, **common)
+    for step in (4, 6):  # resumed from the checkpoint of iteration 2: 4 is recomputed, 6 and the test error are new
+        resumed.log_metrics({"train/error": 90.0 - step}, step=step)
+    resumed.log_metrics({"test/error": 80.0}, step=6)
+    resumed.experiment.finish()
+    rerun = wandb_logger(previous_id=None, forced=True, **common)
+    rerun.experiment.finish()
+
+    runs = offline_runs(tmp_path / "wandb")
+    assert [r.id for r in runs[:2]] == [first.version, first.version] and runs[2].id != first.version
+    steps = [(row["trainer/global_step"], key) for r in runs[:2] for row in r.history for key in row
+             if "/" in key and not key.startswith(("_", "trainer"))]
+    assert steps == [(2, "train/error"), (4, "train/error"), (6, "train/error"), (6, "test/error")]
+    assert runs[2].name == "resnet-8-A-seed0-rerun" and "forced-rerun" in runs[2].tags
 
 
 def test_wandb_runs_come_back_into_results_format(cifar_root, tmp_path):
@@ -85,7 +120,7 @@ def test_wandb_runs_come_back_into_results_format(cifar_root, tmp_path):
 
 def test_wandb_mode_is_chosen_without_prompting(monkeypatch, tmp_path):
     from resdeg import ResdegError
-    from resdeg.tracking.wandb_logger import choose_mode
+    from resdeg.tracking.wandb_mode import choose_mode
 
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
     monkeypatch.delenv("WANDB_API_KEY", raising=False)

@@ -109,3 +109,25 @@ def test_missing_data_names_where_to_put_it(tmp_path):
     assert result.returncode == 2
     assert "no CIFAR-10 found" in result.stdout + result.stderr and "cifar-10-python.tar.gz" in result.stdout + result.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_changing_log_every_changes_no_training(cifar_root, tmp_path):
+    """The until_error warm-up (ResNet-110's) is checked on its own cadence, not at log_every:
+    two runs that differ only in log_every train identically."""
+    histories = []
+    for log_every in (2, 4):
+        cfg = compose_config(
+            "model.depth=8", "protocol=cifar_paper_warmup", "protocol.iterations=12", "protocol.batch_size=32",
+            "protocol.schedule.warmup_error_below=100", "protocol.schedule.warmup_check_every=4",
+            f"protocol.log_every={log_every}", "protocol.eval_every=12", "protocol.checkpoint_every=12",
+            "data.eval_batch_size=1000", "layer_responses=false", f"data.root={cifar_root}",
+            f"paths.results={tmp_path / str(log_every)}", f"paths.experiments={tmp_path / 'e' / str(log_every)}",
+        )
+        summary = train(cfg)
+        assert summary["status"] == "complete"
+        history = pd.read_csv(next((tmp_path / str(log_every)).glob("runs/*/*/history.csv")))
+        histories.append(history[history.iteration % 4 == 0].reset_index(drop=True))
+    lr = histories[0].query("metric == 'lr'").value.tolist()
+    assert lr == [0.01, 0.1, 0.1]  # warm-up at 0.01 until the first check (iteration 4), then the paper's 0.1
+    pd.testing.assert_frame_equal(histories[0].query("split == 'test'"), histories[1].query("split == 'test'"))
+    assert histories[0].query("metric == 'lr'").equals(histories[1].query("metric == 'lr'"))

@@ -171,9 +171,20 @@ def build_loggers(cfg: DictConfig, identity: dict, recorder, decision: Decision)
                 config=OmegaConf.to_container(cfg, resolve=True),
                 previous_id=(previous or {}).get("wandb_id"),
                 sweep=sweep_name(),
+                # what the W&B run being resumed already holds: the record's rows before the kill
+                already_logged=_logged_before(recorder) if previous else frozenset(),
+                forced=bool(cfg.force),
             )
         loggers.append(logger)
     return loggers
+
+
+def _logged_before(recorder) -> set[tuple[int, str]]:
+    from resdeg.record import read_history
+
+    history = recorder.record.folder / "history.csv"
+    rows = read_history(history) if history.is_file() else []
+    return {(iteration, f"{split}/{metric}") for iteration, split, metric, _ in rows}
 
 
 def sweep_name() -> str:

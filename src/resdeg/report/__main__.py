@@ -46,7 +46,8 @@ def report_cifar10(s: ReportSet, what: str, figures: Path, tables: Path) -> list
             "; not the paper's protocol, so the paper's 64k-iteration number is a reference, not a target")
         written += write_table(table6(subset, protocol), tables, f"table6_cifar10_{label}",
                                f"Table 6: CIFAR-10 test error (%), ResNets with option A, protocol '{protocol}' "
-                               f"({s.description}){reference}")
+                               f"({s.description}){reference}; a row with 0 runs is a depth of the paper not trained in this set "
+                               "(its parameters are the paper's)")
         if subset.runs.shortcut.isin(["B", "C"]).any():
             written += write_table(shortcuts_table(subset), tables, f"shortcuts_cifar10_{label}",
                                    f"Shortcut options A/B/C on CIFAR-10 (not in the paper), protocol '{protocol}'")
@@ -87,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="the results folder (default: $RESDEG_RESULTS, else ./results)")
     parser.add_argument("--protocol", help="only this protocol (default: each protocol found)")
     parser.add_argument("--dataset", choices=DATASETS, help="only this dataset (default: each dataset found)")
+    parser.add_argument("--wandb", action="store_true",
+                        help="also log the figures and tables to a W&B run named 'report' (online with credentials, "
+                             "else offline, as the training runs)")
     args = parser.parse_args(argv)
 
     results_dir = Path(args.results)
@@ -122,6 +126,12 @@ def main(argv: list[str] | None = None) -> int:
             written += report_budgets(results, args.what, figures, tables)
     for path in written:
         print(f"wrote {path}")
+    if args.wandb:
+        from resdeg.report.wandb_report import log_report
+
+        run_id = log_report(written, results_dir)
+        print(f"W&B: the report's figures and tables are in run {run_id} (name 'report')" if run_id
+              else "W&B disabled: the report was not logged", file=sys.stderr)
     return 0
 
 

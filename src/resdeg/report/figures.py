@@ -1,6 +1,7 @@
 """The paper's figures, drawn from results/ alone.
 
-Fig. 6 (CIFAR-10): one panel per kind (plain, residual), one colour per depth, dashed =
+Fig. 6 (CIFAR-10): one panel per kind (plain, residual), and a third, ResNet-110 against
+ResNet-1202, where either was trained; one colour per depth, dashed =
 training error, bold = test error, x = iterations (in units of 1e4 for long runs, as the
 paper's; in iterations for short ones), y = error (%). Where a net has several seeds, the
 line is their mean and a band their range.
@@ -65,21 +66,35 @@ def _axes_style(ax, protocol: str, x_label: str, xlim=FIG6_XLIM, ylim=FIG6_YLIM)
         ax.set_ylim(*ylim)
 
 
+# Fig. 6's third panel: "ResNet-110 vs ResNet-1202" (the paper's nets of over 1000 layers)
+DEEP_PANEL_DEPTHS = (110, 1202)
+VERY_DEEP = 1202
+
+
 def _kind_panels(results: Results, protocol: str, dataset_title: str, eval_split: str, train_style: dict,
-                 eval_width: float, legend_title: str, xlim, ylim, caption: str | None):
-    """Plain nets left, residual nets (option A) right; per depth a training and an evaluation curve."""
+                 eval_width: float, legend_title: str, xlim, ylim, caption: str | None, deep_panel: bool = False):
+    """Plain nets left, residual nets (option A) right; per depth a training and an evaluation
+    curve. With ``deep_panel`` and a ResNet-1202 or -110 among the runs, Fig. 6's third panel:
+    ResNet-110 against ResNet-1202 (the middle panel then draws ResNets up to 110 layers)."""
     runs = results.runs
     scale, x_label = x_scale(results)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.3), sharey=True)
-    for ax, kind in zip(axes, ("plain", "residual")):
+    residual = compared(runs[runs.arch == "residual"])
+    panels = [("plain", PANEL_TITLES["plain"], None), ("residual", PANEL_TITLES["residual"], None)]
+    if deep_panel and residual.depth.isin(DEEP_PANEL_DEPTHS).any():
+        panels = [panels[0], ("residual", PANEL_TITLES["residual"], lambda d: d < VERY_DEEP),
+                  ("residual", "ResNet-110 vs ResNet-1202", lambda d: d in DEEP_PANEL_DEPTHS)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.3), sharey=True)
+    for ax, (kind, title, depths) in zip(axes, panels):
         kind_runs = compared(runs[runs.arch == kind])
+        if depths is not None:
+            kind_runs = kind_runs[kind_runs.depth.map(lambda d: depths(int(d)))]
         for depth in sorted(kind_runs.depth.unique()):
             of_depth = kind_runs[kind_runs.depth == depth]
             colour = DEPTH_COLOURS.get(int(depth), None)
             plot_with_range(ax, mean_curve(results, of_depth, "train"), scale, color=colour, **train_style)
             plot_with_range(ax, mean_curve(results, of_depth, eval_split), scale, linestyle="-", color=colour,
                             linewidth=eval_width, label=f"{KIND_TITLES[kind]}-{depth}")
-        ax.set_title(f"{PANEL_TITLES[kind]} on {dataset_title}")
+        ax.set_title(f"{title} on {dataset_title}")
         _axes_style(ax, protocol, x_label, xlim, ylim)
         if ax.lines:
             ax.legend(loc="upper right", fontsize=8, title=legend_title, title_fontsize=7)
@@ -98,7 +113,7 @@ def _suptitle(fig, title: str, caption: str | None, results: Results) -> None:
 def fig6(results: Results, protocol: str, caption: str | None = None):
     """Fig. 6 (CIFAR-10) as a matplotlib Figure: dashed training error, bold test error."""
     return _kind_panels(results, protocol, "CIFAR-10", "test", {"linestyle": "--", "linewidth": 1}, 2.2,
-                        "dashed: training, bold: test", FIG6_XLIM, FIG6_YLIM, caption)
+                        "dashed: training, bold: test", FIG6_XLIM, FIG6_YLIM, caption, deep_panel=True)
 
 
 def fig4(results: Results, protocol: str, caption: str | None = None):

@@ -1,7 +1,7 @@
 """Which runs the report draws together.
 
 A figure, table or verdict draws one *set*: the complete runs of one dataset, one protocol
-and one protocol setting. The setting is the record's ``protocol_hash``, a hash of the
+family and one protocol setting. The setting is the record's ``protocol_hash``, a hash of the
 resolved protocol, data and precision values, i.e. everything a sweep's nets share except
 the net and the seed. So
 
@@ -20,6 +20,8 @@ one set, as they did.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+import pandas as pd
 
 from resdeg.report.load import Results
 
@@ -46,27 +48,40 @@ class ReportSet:
 
 
 def report_sets(results: Results, dataset: str, protocol: str | None = None) -> list[ReportSet]:
-    """The sets of ``dataset`` (one protocol name, or all), the main setting of each name first."""
+    """The sets of ``dataset`` (those drawn under one protocol name, or all), largest first.
+
+    A set is one ``protocol_family`` and one ``protocol_hash``. The protocols of one family
+    differ only where the paper lets them differ between nets of one figure: ResNet-110's
+    warm-up (``cifar_paper_warmup``, family ``paper``) has the setting of ``cifar_paper``
+    (see resdeg.record.identity), so it is drawn beside ResNet-20 to 56 as in Fig. 6. A set is
+    named by the protocol most of its runs have; a second set that would take the same name
+    is named ``<protocol>_<hash>``.
+    """
     runs = results.runs
     of_dataset = runs[runs.dataset == dataset]
-    names = [protocol] if protocol else sorted(of_dataset.protocol.dropna().unique())
-    sets = []
-    for name in names:
-        of_protocol = of_dataset[of_dataset.protocol == name]
-        unfinished = of_protocol[of_protocol.status != "complete"]
-        complete = of_protocol[of_protocol.status == "complete"]
-        notes = [f"left out, not complete: {r.run_id} ({r.status} at iteration {r.iteration})"
-                 for r in unfinished.itertuples()]
-        settings = complete.protocol_hash.fillna("").value_counts(sort=False)
-        # the setting with the most complete runs keeps the protocol's name; ties go to the hash's order
-        order = sorted(settings.index, key=lambda h: (-settings[h], h))
-        for rank, setting in enumerate(order):
-            label = name if rank == 0 else f"{name}_{setting}"
-            members = complete.protocol_hash.fillna("") == setting
-            subset = results.where(runs.index.isin(complete[members].index))
-            set_notes = list(notes) if rank == 0 else []
-            if len(order) > 1:
-                others = ", ".join(f"{name}_{h}" for h in order if h != setting)
-                set_notes.append(f"runs of protocol '{name}' with other settings are drawn apart, as {others}")
-            sets.append(ReportSet(dataset, name, label, subset, set_notes))
-    return sets
+    family = of_dataset.protocol_family.fillna(of_dataset.protocol)  # records older than families
+    setting = of_dataset.protocol_hash.fillna("")  # records older than protocol_hash: one set per family
+    complete = of_dataset.status == "complete"
+    keys = pd.DataFrame({"family": family, "setting": setting})[complete].value_counts(sort=False)
+    # the setting with the most complete runs keeps the protocol's name; ties go to the hash's order
+    order = sorted(keys.index, key=lambda key: (-keys[key], key))
+    sets, taken = [], {}
+    for key in order:
+        members = complete & (family == key[0]) & (setting == key[1])
+        name = of_dataset[members].protocol.value_counts().index[0]
+        label = name if name not in taken else f"{name}_{key[1]}"
+        taken.setdefault(name, []).append(label)
+        subset = results.where(runs.index.isin(of_dataset[members].index))
+        sets.append(ReportSet(dataset, name, label, subset, []))
+    for s in sets:
+        # runs not complete are named in the notes of the main set of their protocol name
+        unfinished = of_dataset[~complete & (of_dataset.protocol.isin(s.results.runs.protocol.unique()))]
+        if s.label == s.protocol:
+            s.notes += [f"left out, not complete: {r.run_id} ({r.status} at iteration {r.iteration})"
+                        for r in unfinished.itertuples()]
+        if len(taken[s.protocol]) > 1:
+            others = ", ".join(label for label in taken[s.protocol] if label != s.label)
+            s.notes.append(f"runs of protocol '{s.protocol}' with other settings are drawn apart, as {others}")
+    if protocol:
+        sets = [s for s in sets if s.protocol == protocol]
+    return sorted(sets, key=lambda s: (s.protocol, s.label != s.protocol, s.label))

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from resdeg.report.load import Results, compared
-from resdeg.report.reference import TABLE2_TOP1, TABLE3_TOP1_TOP5, TABLE6_TEST_ERROR
+from resdeg.report.reference import TABLE2_TOP1, TABLE3_TOP1_TOP5, TABLE6_PARAMS_M, TABLE6_TEST_ERROR
 
 # Table 6 writes ResNet-110 as "best (mean±std)" over 5 runs; every other number is one value
 BEST_OF_SEEDS_DEPTHS = (110,)
@@ -55,23 +55,29 @@ def is_paper_protocol(protocol: str) -> bool:
 
 
 def table6(results: Results, protocol: str = "paper") -> pd.DataFrame:
+    """Table 6 as the paper gives it: one row per depth of the paper (20, 32, 44, 56, 110,
+    1202), and any other depth trained, with parameters. A depth without a complete run is
+    listed with "--", so the table says what the sweep has not trained yet; its parameters
+    are then the paper's (ours match them for every depth trained)."""
     runs = _complete(results)
     done = compared(runs[runs.arch == "residual"])
     rows, previous = [], None
-    for depth, group in done.groupby("depth"):
-        paper = TABLE6_TEST_ERROR.get(int(depth))
-        best = int(depth) in BEST_OF_SEEDS_DEPTHS
-        row = {"method": f"ResNet-{depth}", "# params (M)": round(group.parameters.iloc[0] / 1e6, 2),
-               "runs": len(group), "test error % (ours)": ours(group.final_test_error, best)}
-        mean = float(group.final_test_error.astype(float).mean())
+    for depth in sorted(set(TABLE6_TEST_ERROR) | set(done.depth.astype(int))):
+        group = done[done.depth == depth]
+        paper = TABLE6_TEST_ERROR.get(depth)
+        best = depth in BEST_OF_SEEDS_DEPTHS
+        params = round(group.parameters.iloc[0] / 1e6, 2) if len(group) else TABLE6_PARAMS_M.get(depth)
+        row = {"method": f"ResNet-{depth}", "# params (M)": params, "runs": len(group),
+               "test error % (ours)": ours(group.final_test_error, best) if len(group) else None}
+        mean = float(group.final_test_error.astype(float).mean()) if len(group) else None
         if is_paper_protocol(protocol):
             row["test error % (paper)"] = paper
-            row["difference (pts)"] = difference(group.final_test_error, paper, best)
+            row["difference (pts)"] = difference(group.final_test_error, paper, best) if len(group) else None
         else:
             # how the error changes with depth is what a short protocol can show
-            row["vs. next shallower (pts)"] = None if previous is None else round(mean - previous, 2)
+            row["vs. next shallower (pts)"] = None if previous is None or mean is None else round(mean - previous, 2)
             row["paper, 64k iterations (reference only)"] = paper
-        previous = mean
+        previous = mean if mean is not None else previous
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -4,8 +4,9 @@ wandb 0.31 ships no Python reader for them. The format: a 7-byte header (``:W&B`
 2-byte magic, a 1-byte version), then blocks of 32 KiB in the LevelDB log format: each
 record chunk is behind a 7-byte header (crc32: 4 bytes, length: 2, type: 1 = full,
 2 = first, 3 = middle, 4 = last) and a chunk never crosses a block boundary. The
-reassembled records are ``wandb_internal_pb2.Record`` protobufs: ``run`` (name, group,
-tags, config), ``history`` (one logged row), ``summary``, ``exit``.
+reassembled records are ``wandb_internal_pb2.Record`` protobufs: ``run`` (name, group, job
+type, tags, config), ``history`` (one logged row), ``summary``, ``metric`` (define_metric),
+``exit``.
 
 Used by the tests (what did W&B really receive?) and by ``resdeg.tracking.wandb_import``.
 """
@@ -65,11 +66,14 @@ class OfflineRun:
     id: str = ""
     name: str = ""
     group: str = ""
+    job_type: str = ""
     project: str = ""
     tags: list[str] = field(default_factory=list)
     config: dict = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
+    # define_metric: metric name (or glob) -> {"step_metric": ..., "summary": [...]}
+    metrics: dict = field(default_factory=dict)
     exit_code: int | None = None
 
 
@@ -80,6 +84,7 @@ def read_offline_run(path: str | Path) -> OfflineRun:
         if kind == "run":
             r = record.run
             run.id, run.name, run.group, run.project = r.run_id, r.display_name, r.run_group, r.project
+            run.job_type = r.job_type
             run.tags = list(r.tags)
             for item in r.config.update:
                 run.config[_key(item)] = json.loads(item.value_json)
@@ -91,6 +96,11 @@ def read_offline_run(path: str | Path) -> OfflineRun:
         elif kind == "summary":
             for item in record.summary.update:
                 run.summary[_key(item)] = json.loads(item.value_json)
+        elif kind == "metric":
+            m = record.metric
+            summary = [name for name in ("min", "max", "mean", "best", "last", "copy", "first")
+                       if getattr(m.summary, name, False)]
+            run.metrics[m.name or m.glob_name] = {"step_metric": m.step_metric, "summary": summary}
         elif kind == "exit":
             run.exit_code = record.exit.exit_code
     # W&B nests each config value as {"value": ...}

@@ -1,61 +1,36 @@
 """One W&B run per training run, named, grouped and tagged from its config.
 
-- name: ``plain-56-seed0``, ``resnet-34-B-seed1``: the run's name and seed;
-- group: the sweep (``<dataset>-<experiment>-<protocol>``, e.g. ``cifar10-degradation_cifar-quick-1000``),
-  so a sweep's runs are one group on the dashboard;
+- name: ``plain-56-seed0``, ``resnet-34-B-seed1``: the run's name and seed (``-rerun`` and the
+  tag ``forced-rerun`` for a run started afresh with force=true);
+- group: the network under one protocol setting (``<dataset>-<protocol>-<net>``, e.g.
+  ``cifar10-quick-1000-resnet-56-A``): W&B draws a group as one line (the mean) with a band
+  (the spread), so a sweep's workspace shows one line per network, seeds grouped, as Fig. 6;
+- job type: the sweep (``degradation_cifar``, ``budget_cifar``..., ``single`` for one run);
 - tags: dataset, kind (plain/residual), depth, shortcut option, protocol;
 - config: the resolved Hydra config flattened to dotted keys (``protocol.schedule.base_lr``),
   plus the identity fields, so runs filter and group by any value;
 - id: kept in the run record, so a resumed run continues its W&B run instead of starting another.
 
-Curves are logged against the iteration (W&B's x-axis ``trainer/global_step``), so a line
-plot of ``train/error`` and ``test/error`` is Fig. 6. Each job of a Hydra multirun calls
+Every curve's x-axis is the iteration (``define_metric``: ``trainer/global_step``), so a
+line plot of ``train/error`` and ``test/error`` is Fig. 6; their summaries are the last and
+the best (minimum) value; system metrics (CPU, GPU utilisation and memory) are on. A resumed
+run continues its W&B run and does not log again what W&B already has (the iterations
+between its checkpoint and the kill, which it recomputes identically), so its W&B history
+equals its record's: no step twice, none going backwards. Each job of a Hydra multirun calls
 ``finish_wandb`` at its end, so no two jobs share a W&B run (wandb#1314, lightning#5212).
 """
 
 from __future__ import annotations
 
 import logging
-import netrc
-import os
 import uuid
 from pathlib import Path
-from urllib.parse import urlparse
 
 from lightning.pytorch.loggers import WandbLogger
 
-from resdeg import ResdegError
+from resdeg.tracking.wandb_mode import choose_mode
 
 log = logging.getLogger("resdeg")
-
-MODES = ("auto", "online", "offline", "disabled")
-
-
-def has_credentials() -> bool:
-    """An API key in the environment, or a ~/.netrc entry for the W&B host (what `wandb login` writes)."""
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
-    try:
-        return netrc.netrc().authenticators(host) is not None
-    except (OSError, netrc.NetrcParseError):
-        return False
-
-
-def choose_mode(configured: str) -> str:
-    """The config value wins, then WANDB_MODE, then online where credentials exist, else offline.
-
-    Never prompts: a sweep on a cluster node must not wait for a login.
-    """
-    if configured not in MODES:
-        raise ResdegError(f"unknown logger.mode {configured!r}: choose one of {', '.join(MODES)}")
-    if configured != "auto":
-        return configured
-    env = os.environ.get("WANDB_MODE", "").strip().lower()
-    if env:
-        return {"dryrun": "offline", "run": "online", "disable": "disabled"}.get(env, env)
-    return "online" if has_credentials() else "offline"
-
 
 def flatten(config: dict, prefix: str = "") -> dict:
     flat = {}
@@ -75,11 +50,44 @@ def run_tags(identity: dict) -> list[str]:
     return tags
 
 
+# the paper's curves: their W&B summary is the last value and the best (lowest)
+ERROR_CURVES = ("train/error", "test/error", "val/error", "val/top5_error")
+STEP = "trainer/global_step"
+
+
+class RunWandbLogger(WandbLogger):
+    """Lightning's WandbLogger with the x-axis and summaries defined, and a resumed run's
+    already-logged (iteration, metric) pairs left out."""
+
+    def __init__(self, *args, already_logged: set[tuple[int, str]] = frozenset(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self._already_logged = set(already_logged)
+        self._defined = False
+
+    @property
+    def experiment(self):
+        run = super().experiment
+        if not self._defined and hasattr(run, "define_metric"):
+            self._defined = True
+            for name in ERROR_CURVES:
+                run.define_metric(name, step_metric=STEP, summary="last,min")
+        return run
+
+    def log_metrics(self, metrics, step=None) -> None:
+        if step is not None and self._already_logged:
+            metrics = {key: value for key, value in metrics.items() if (int(step), key) not in self._already_logged}
+            if not metrics:
+                return
+        super().log_metrics(metrics, step)
+
+
 def wandb_logger(
     identity: dict,
     config: dict,
     previous_id: str | None,
     sweep: str,
+    already_logged: set[tuple[int, str]] = frozenset(),
+    forced: bool = False,
     mode: str = "auto",
     project: str = "resdeg",
     entity: str | None = None,
@@ -94,21 +102,28 @@ def wandb_logger(
         log.info(f"W&B offline (no credentials found, or WANDB_MODE/logger.mode say so): upload later with "
                  f"`wandb sync {save_dir}/wandb/offline-run-*`")
     run_id = previous_id or f"{identity['run_id']}-{uuid.uuid4().hex[:6]}".replace("_", "-")
-    return WandbLogger(
-        name=f"{identity['name']}-seed{identity['seed']}",
+    return RunWandbLogger(
+        name=f"{identity['name']}-seed{identity['seed']}{'-rerun' if forced else ''}",
         id=run_id,
         project=project,
         entity=entity,
-        group=group or f"{identity['dataset']}-{sweep}-{identity['protocol']}",
-        tags=run_tags(identity),
+        group=group or network_group(identity),
+        job_type=sweep,
+        tags=run_tags(identity) + (["forced-rerun"] if forced else []),
+        already_logged=already_logged,
         config={**flatten(config), **{f"run.{k}": v for k, v in identity.items()}},
         save_dir=str(save_dir),
         mode=mode,
         # a re-launched run continues its W&B run (the id is kept in the run record)
         resume="allow",
-        # W&B does not take over the process's signals or stdout more than it must
-        settings={"console": "off", "x_disable_stats": True} if mode != "disabled" else None,
+        # W&B does not take over the process's stdout (the run prints its own lines)
+        settings={"console": "off"} if mode != "disabled" else None,
     )
+
+
+def network_group(identity: dict) -> str:
+    """One W&B group per network and protocol setting: its seeds are drawn as one line with a band."""
+    return f"{identity['dataset']}-{identity['protocol']}-{identity['name']}"
 
 
 # summary fields of the run record copied to the W&B summary (resdeg.tracking.wandb_import reads them back)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from resdeg.training.schedule import StepSchedule
+from resdeg.training.schedule import IterationLR, PlateauSchedule, StepSchedule
 
 
 # 10 classes: a net that has learnt nothing errs on 90% of images
@@ -35,7 +35,7 @@ class ClassifierModule(pl.LightningModule):
     def __init__(
         self,
         model: nn.Module,
-        schedule: StepSchedule,
+        schedule: StepSchedule | PlateauSchedule,
         optimizer_factory,
         log_every: int = 100,
         eval_split_names: tuple[str, ...] = ("test",),
@@ -53,7 +53,6 @@ class ClassifierModule(pl.LightningModule):
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.give_up_at_chance_after = give_up_at_chance_after
-        self.warmup_done_at: int | None = None
         # wall time spent in evaluations by this process, and how many it ran
         self.eval_seconds, self.evaluations = 0.0, 0
         # set by resdeg.train when a resumed run owes the evaluation of its checkpoint's iteration
@@ -61,10 +60,20 @@ class ClassifierModule(pl.LightningModule):
         # ImageNet's tables give top-1 and top-5 error
         self.top5 = top5
         self._reset_train_sums()
+        self._reset_warmup_sums()
 
     # -- training -----------------------------------------------------------------
     def configure_optimizers(self):
-        return self.optimizer_factory(self.model.parameters(), lr=self.schedule.lr(0, warmup_done=False))
+        optimizer = self.optimizer_factory(self.model.parameters(), lr=self.schedule.lr(0, warmup_done=False))
+        # stepped by Lightning after every update; its state (warm-up, plateau drops) is in every checkpoint
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": IterationLR(optimizer, self.schedule),
+                                                         "interval": "step"}}
+
+    @property
+    def scheduler(self) -> IterationLR | None:
+        """The run's IterationLR while Lightning fits (None in a bare validate or test)."""
+        configs = self.trainer.lr_scheduler_configs if self._trainer is not None else []
+        return configs[0].scheduler if configs else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x.contiguous(memory_format=self.memory_format))
@@ -77,9 +86,12 @@ class ClassifierModule(pl.LightningModule):
             # hook, so a checkpoint at `iteration` holds the open sums and a resumed run
             # closes the interval exactly as the uninterrupted one does.
             self._close_interval(iteration)
-        lr = self.schedule.lr(iteration, warmup_done=self.warmup_done_at is not None)
-        for group in self.trainer.optimizers[0].param_groups:
-            group["lr"] = lr
+        scheduler = self.scheduler
+        if self._warmup_seen and iteration % self.schedule.warmup_check_every == 0:
+            wrong, seen = self._all_processes(self._warmup_wrong, self._warmup_seen)
+            scheduler.training_error(100.0 * wrong / seen, iteration)
+            self._reset_warmup_sums()
+        scheduler.align(iteration)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         images, labels = batch
@@ -90,6 +102,10 @@ class ClassifierModule(pl.LightningModule):
             self._loss_sum += loss.detach() * len(labels)
             self._wrong += (logits.argmax(dim=1) != labels).sum()
             self._seen += len(labels)
+            if self.schedule.watches_training_error and self.scheduler.warmup_done_at is None:
+                # the until_error warm-up's own window (protocol.schedule.warmup_check_every)
+                self._warmup_wrong += (logits.argmax(dim=1) != labels).sum()
+                self._warmup_seen += len(labels)
         self.log("loss", loss, prog_bar=True, logger=False)
         return loss
 
@@ -111,8 +127,6 @@ class ClassifierModule(pl.LightningModule):
             self.log("train_err", train_error, prog_bar=True, logger=False)
         if self.give_up_at_chance_after is not None and iteration >= self.give_up_at_chance_after and train_error >= CHANCE_ERROR:
             raise RunDiverged(iteration, f"the training error is still {train_error:.1f}% (chance)")
-        if self.warmup_done_at is None and self.schedule.warmup_ends(train_error):
-            self.warmup_done_at = iteration
 
     def _all_processes(self, *sums) -> list[float]:
         """The sums added up over the DDP processes (as they are on a single device)."""
@@ -126,10 +140,15 @@ class ClassifierModule(pl.LightningModule):
         self._wrong = torch.zeros((), dtype=torch.long, device=self.device)
         self._seen = 0
 
+    def _reset_warmup_sums(self) -> None:
+        self._warmup_wrong = torch.zeros((), dtype=torch.long, device=self.device)
+        self._warmup_seen = 0
+
     def on_train_start(self) -> None:
         # to the training device, keeping sums restored from a mid-interval checkpoint
         self._loss_sum = self._loss_sum.to(self.device)
         self._wrong = self._wrong.to(self.device)
+        self._warmup_wrong = self._warmup_wrong.to(self.device)
         if self.evaluation_owed:
             self._evaluate_now()
             self.evaluation_owed = False
@@ -189,8 +208,8 @@ class ClassifierModule(pl.LightningModule):
             if "test/error" in metrics and feed_progress_bar:  # self.log only inside Lightning's loops
                 self.log("test_err", metrics["test/error"], prog_bar=True, logger=False)
             # a schedule that divides the lr "when the error plateaus" (ImageNet) watches val/error
-            if hasattr(self.schedule, "observe") and "val/error" in metrics:
-                self.schedule.observe(metrics["val/error"])
+            if "val/error" in metrics and self.scheduler is not None:
+                self.scheduler.validation_error(metrics["val/error"])
 
     # The paper's tables use "the standard 10-crop testing": the softmax scores of the four
     # corner crops, the centre crop and their flips are averaged. The test loader yields
@@ -217,18 +236,23 @@ class ClassifierModule(pl.LightningModule):
     # -- checkpoint state beyond model and optimizer ------------------------------------
     # Model, optimizer, iteration and data position are Lightning's and the stream's; these
     # complete the state so that a resumed run continues exactly as the uninterrupted one.
+    # (the schedule's state is the scheduler's, in Lightning's "lr_schedulers" entry)
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["resdeg"] = {
-            "warmup_done_at": self.warmup_done_at,
             "train_sums": (self._loss_sum.item(), self._wrong.item(), self._seen),
-            "schedule": self.schedule.state_dict() if hasattr(self.schedule, "state_dict") else None,
+            "warmup_sums": (self._warmup_wrong.item(), self._warmup_seen),
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("resdeg", {})
-        self.warmup_done_at = state.get("warmup_done_at")
-        if state.get("schedule") is not None:
-            self.schedule.load_state_dict(state["schedule"])
+        if "lr_schedulers" not in checkpoint:
+            # a checkpoint written before the schedule was an LRScheduler kept its state here
+            checkpoint["lr_schedulers"] = [{"last_epoch": checkpoint.get("global_step", 0),
+                                            "warmup_done_at": state.get("warmup_done_at"),
+                                            "rule": state.get("schedule")}]
+        if "warmup_sums" in state:
+            wrong, self._warmup_seen = state["warmup_sums"]
+            self._warmup_wrong = torch.tensor(wrong, dtype=torch.long)
         if "train_sums" in state:
             loss_sum, wrong, self._seen = state["train_sums"]
             self._loss_sum = torch.tensor(loss_sum, dtype=torch.float32)
