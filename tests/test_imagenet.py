@@ -236,7 +236,7 @@ def test_ddp_on_cpu_with_two_processes_keeps_the_global_batch(tree, tmp_path):
                      "trainer.devices=2", f"paths.results={tmp_path / 'results'}", f"paths.experiments={tmp_path / 'exp'}")
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
-    assert "distributed_backend=gloo" in output and "Starting with 2 processes" in output
+    assert "GLOBAL_RANK: 0, MEMBER: 1/2" in output and "GLOBAL_RANK: 1, MEMBER: 2/2" in output  # two processes
     (record,) = records(tmp_path / "results")
     assert record["status"] == "complete" and record["processes"] == 2 and record["batch_per_process"] == 2
     # the validation errors are summed over both processes: 6 images, steps of 1/6

@@ -152,6 +152,17 @@ def test_sigterm_saves_a_checkpoint_and_marks_the_record_interrupted(cifar_root,
     assert list((tmp_path / "experiments" / "checkpoints").rglob("last.ckpt"))
 
 
+def test_ctrl_c_marks_the_record_interrupted_not_failed(cifar_root, tmp_path):
+    process = start_run(tmp_path, cifar_root, "protocol.iterations=400")
+    wait_for_checkpoint(tmp_path, 4, process)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 2, output[-3000:]
+    assert "stopped by Ctrl-C at iteration" in output and "run the same command again to resume" in output
+    summary = json.loads((only_record(tmp_path) / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and 4 <= summary["interrupted_at"] < 400
+
+
 def test_nan_loss_marks_the_run_diverged_and_the_sweep_goes_on(cifar_root, tmp_path):
     # lr 1e8 makes the loss of the first run overflow for real; the second run is sane
     result = run_cli("--multirun", *SHORT, *paths(tmp_path), "protocol.iterations=10",

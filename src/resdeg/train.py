@@ -137,6 +137,15 @@ def _fit_and_record(cfg: DictConfig, identity: dict, folders: RunFolders, decisi
     except RunInterrupted as exc:
         _finish(recorder, loggers, "interrupted", message=str(exc), interrupted_at=exc.iteration)
         raise ResdegError(f"{identity['name']}: {exc}; run the same command again to resume it") from None
+    except (KeyboardInterrupt, SystemExit) as exc:
+        # Ctrl-C: Lightning catches the KeyboardInterrupt, marks the trainer interrupted and exits(1)
+        if not (isinstance(exc, KeyboardInterrupt) or trainer.interrupted):
+            _finish(recorder, loggers, "failed", message=f"{type(exc).__name__}: {exc}")
+            raise
+        _finish(recorder, loggers, "interrupted", message=f"Ctrl-C at iteration {trainer.global_step}",
+                interrupted_at=trainer.global_step)
+        raise ResdegError(f"{identity['name']}: stopped by Ctrl-C at iteration {trainer.global_step}; run the same "
+                          "command again to resume it from its last checkpoint") from None
     except BaseException as exc:
         _finish(recorder, loggers, "failed", message=f"{type(exc).__name__}: {exc}")
         raise
