@@ -379,3 +379,20 @@ def test_the_report_logs_its_figures_and_tables_to_one_wandb_run(degraded, monke
     logged = {key: value for row in run.history for key, value in row.items()}  # W&B nests a media value's fields
     assert logged["figures/fig6_cifar10_quick/_type"] == logged["figures/fig1_cifar10_quick/_type"] == "image-file"
     assert logged["tables/table6_cifar10_quick/_type"] == "table-file" and logged["tables/table6_cifar10_quick/nrows"] == 6
+
+
+def test_a_run_killed_before_its_first_row_leaves_the_seed_bands_drawn(tmp_path):
+    """A record with an empty history (killed at iteration 0) beside two seeds of each net:
+    the report draws the seeds' bands and leaves the killed run out, naming it."""
+    for seed in (0, 1):
+        for arch in ("plain", "residual"):
+            for depth in (20, 56):
+                write_run(tmp_path, arch, depth, 40 + depth / 4 + seed, 40, seed=seed)
+    killed = {"run_id": "plain-20_seed2_s1", "name": "plain-20", "group": "cifar10-quick", "dataset": "cifar10",
+              "arch": "plain", "depth": 20, "shortcut": None, "protocol": "quick", "seed": 2, "protocol_hash": "s1"}
+    rec = RunRecorder(tmp_path / "runs" / "cifar10-quick" / killed["run_id"], killed, "seed: 2\n")
+    rec.start(iterations=500)  # killed before it logged a row: history.csv holds its header only
+    rec.finish("interrupted", interrupted_at=0)
+    assert report_main(["all", "--results", str(tmp_path)]) == 0
+    assert (tmp_path / "figures" / "fig6_cifar10_quick.png").is_file()
+    assert "Drawn from 8 complete runs" in (tmp_path / "tables" / "degradation_verdict_quick.md").read_text()

@@ -52,7 +52,8 @@ def load_results(results_dir: str | Path = "results") -> Results:
     for folder in sorted(Path(results_dir).glob("runs/*/*/")):
         try:
             summary = parse_summary((folder / "summary.json").read_text())  # any schema version, read as the current one
-            history = pd.read_csv(folder / "history.csv")
+            # typed, so that a run killed before its first row (an empty history) keeps the values numeric
+            history = pd.read_csv(folder / "history.csv", dtype={"iteration": "int64", "value": "float64"})
             if tuple(history.columns) != HISTORY_COLUMNS:
                 raise ValueError(f"unexpected columns {list(history.columns)}")
         except (OSError, ValueError, pd.errors.ParserError) as exc:
