@@ -138,9 +138,9 @@ def test_ten_crop_test_averages_softmax_over_crops():
     module = ClassifierModule(Fixed(), PlateauSchedule(0.1), None, top5=True)
     module.on_test_epoch_start()
     module.test_step((torch.zeros(2, 10, 3, 4, 4), torch.tensor([0, 1])), 0)
-    loss, wrong, seen, wrong5 = module._test_sums["val_10crop"]
-    # averaged probabilities favour class 1 (9 crops) over class 0 (1 confident crop)
-    assert (wrong, seen, wrong5) == (1, 2, 0)
+    metrics = module.test_metrics()
+    # averaged probabilities favour class 1 (9 crops) over class 0 (1 confident crop): one of two images wrong
+    assert metrics["val_10crop/error"] == 50.0 and metrics["val_10crop/top5_error"] == 0.0
 
 
 def test_each_process_reads_its_own_slice_of_the_global_batch():

@@ -131,7 +131,7 @@ class ClassifierModule(pl.LightningModule):
     def _all_processes(self, *sums) -> list[float]:
         """The sums added up over the DDP processes (as they are on a single device)."""
         values = torch.tensor([float(v) for v in sums], dtype=torch.float64, device=self.device)
-        if self.trainer.world_size > 1:
+        if self._trainer is not None and self.trainer.world_size > 1:
             values = self.trainer.strategy.reduce(values, reduce_op="sum")
         return values.tolist()
 
@@ -224,8 +224,12 @@ class ClassifierModule(pl.LightningModule):
         loss_sum = F.nll_loss(probabilities.clamp_min(1e-12).log(), labels, reduction="sum").item()
         self._add_to_sums(self._test_sums["val_10crop"], probabilities, labels, loss_sum)
 
+    def test_metrics(self) -> dict[str, float]:
+        """The 10-crop errors of the test loop so far: val_10crop/error, val_10crop/top5_error, val_10crop/loss."""
+        return self._eval_metrics(self._test_sums)
+
     def on_test_epoch_end(self) -> None:
-        self.emit(self._eval_metrics(self._test_sums), self.global_step)
+        self.emit(self.test_metrics(), self.global_step)
 
     # -- logging ----------------------------------------------------------------------
     def emit(self, metrics: dict[str, float], iteration: int) -> None:
