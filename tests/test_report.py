@@ -396,3 +396,37 @@ def test_a_run_killed_before_its_first_row_leaves_the_seed_bands_drawn(tmp_path)
     assert report_main(["all", "--results", str(tmp_path)]) == 0
     assert (tmp_path / "figures" / "fig6_cifar10_quick.png").is_file()
     assert "Drawn from 8 complete runs" in (tmp_path / "tables" / "degradation_verdict_quick.md").read_text()
+
+
+def _latex_problems(tex: str) -> list[str]:
+    """What a LaTeX run would stumble on in a table: a parse error (an unbalanced brace or an
+    environment left open, e.g. by a "%" that comments out the rest of a line), a comment, or
+    a macro-parameter "#" outside a macro definition."""
+    from pylatexenc.latexwalker import LatexCharsNode, LatexCommentNode, LatexWalker, LatexWalkerParseError
+
+    try:
+        nodes, _, _ = LatexWalker(tex, tolerant_parsing=False).get_latex_nodes()
+    except LatexWalkerParseError as exc:
+        return [f"parse error: {str(exc).splitlines()[0]}"]
+    problems, stack = [], list(nodes)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, LatexCommentNode):
+            problems.append(f"comment {node.comment!r}")
+        if isinstance(node, LatexCharsNode) and "#" in node.chars.replace("\\#", ""):
+            problems.append(f"unescaped # in {node.chars!r}")
+        stack += [n for n in (getattr(node, "nodelist", None) or []) if n is not None]
+        stack += [n for arg in (getattr(getattr(node, "nodeargd", None), "argnlist", None) or []) if arg is not None
+                  for n in ([arg] if not hasattr(arg, "nodelist") else [arg])]
+    return problems
+
+
+def test_the_tex_tables_parse_as_latex(degraded):
+    assert report_main(["tables", "--results", str(degraded)]) == 0
+    tables = sorted((degraded / "tables").glob("*.tex"))
+    assert tables
+    for path in tables:
+        assert _latex_problems(path.read_text()) == [], path.name
+    # the check fails where LaTeX would: a "%" left unescaped comments out the end of the table
+    table6 = (degraded / "tables" / "table6_cifar10_quick.tex").read_text()
+    assert _latex_problems(table6.replace("\\%", "%")) and _latex_problems(table6.replace("\\#", "#"))
