@@ -91,6 +91,9 @@ def test_a_resumed_wandb_run_logs_nothing_twice_and_a_forced_rerun_says_so(tmp_p
     resumed.experiment.finish()
     rerun = wandb_logger(previous_id=None, forced=True, **common)
     rerun.experiment.finish()
+    # runs started within one second sort by id in their folder names: the order is the start time
+    (rerun_folder,) = [p.parent for p in (tmp_path / "wandb").rglob("run-*.wandb") if rerun.version in p.name]
+    rerun_folder.rename(rerun_folder.with_name("offline-run-00000000_000000-" + rerun.version))
 
     runs = offline_runs(tmp_path / "wandb")
     assert [r.id for r in runs[:2]] == [first.version, first.version] and runs[2].id != first.version

@@ -75,6 +75,8 @@ class OfflineRun:
     # define_metric: metric name (or glob) -> {"step_metric": ..., "summary": [...]}
     metrics: dict = field(default_factory=dict)
     exit_code: int | None = None
+    # when W&B started this run (a resumed run is a new file with its own start): the order of runs
+    started: float = 0.0
 
 
 def read_offline_run(path: str | Path) -> OfflineRun:
@@ -86,6 +88,7 @@ def read_offline_run(path: str | Path) -> OfflineRun:
             run.id, run.name, run.group, run.project = r.run_id, r.display_name, r.run_group, r.project
             run.job_type = r.job_type
             run.tags = list(r.tags)
+            run.started = r.start_time.seconds + r.start_time.nanos / 1e9
             for item in r.config.update:
                 run.config[_key(item)] = json.loads(item.value_json)
         elif kind == "config":
@@ -110,5 +113,9 @@ def read_offline_run(path: str | Path) -> OfflineRun:
 
 
 def offline_runs(folder: str | Path) -> list[OfflineRun]:
-    """Every offline run under ``folder`` (e.g. experiments/wandb), oldest first."""
-    return [read_offline_run(p) for p in sorted(Path(folder).rglob("offline-run-*/run-*.wandb"))]
+    """Every offline run under ``folder`` (e.g. experiments/wandb), oldest first.
+
+    By the start time W&B recorded, not by folder name: the name holds the start to the
+    second and then the run id, so runs started within one second would sort by their ids."""
+    runs = [read_offline_run(p) for p in Path(folder).rglob("offline-run-*/run-*.wandb")]
+    return sorted(runs, key=lambda run: (run.started, str(run.path)))
