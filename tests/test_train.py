@@ -131,3 +131,55 @@ def test_changing_log_every_changes_no_training(cifar_root, tmp_path):
     assert lr == [0.01, 0.1, 0.1]  # warm-up at 0.01 until the first check (iteration 4), then the paper's 0.1
     pd.testing.assert_frame_equal(histories[0].query("split == 'test'"), histories[1].query("split == 'test'"))
     assert histories[0].query("metric == 'lr'").equals(histories[1].query("metric == 'lr'"))
+
+
+class _Terminal:
+    """A stream that says it is a terminal: the run then draws its progress bar (tqdm)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_training_step_reads_nothing_from_the_device(cifar_root, tmp_path):
+    """No host read of a device value (.item(), float(t), .tolist(), a copy to the CPU...) inside
+    a training step that neither closes a logging interval nor evaluates nor checkpoints: on a GPU
+    each such read makes Python wait for the device. Counted on CPU by HostReadsPerIteration, with
+    the run's own callbacks (progress bar included) and record; the interval-closing iterations do
+    read (once per interval), which shows the count sees reads."""
+    from resdeg.build import build_parts, build_trainer, run_callbacks
+    from resdeg.training.host_reads import HostReadsPerIteration
+    from resdeg.training.recorder import RunRecorder
+
+    cfg = compose_config(
+        "model.depth=8", "protocol=cifar_quick", "protocol.iterations=24", "protocol.batch_size=32",
+        "protocol.log_every=8", "protocol.eval_every=12", "protocol.checkpoint_every=12",
+        "data.eval_batch_size=1000", f"data.root={cifar_root}",
+    )
+    parts = build_parts(cfg)
+    recorder = RunRecorder(tmp_path / "record", {"run_id": "resnet-8-A_seed0_x"}, "")
+    recorder.start()
+    reads = HostReadsPerIteration()
+    trainer = build_trainer(cfg, logger=[recorder], default_root_dir=str(tmp_path),
+                            callbacks=[*run_callbacks(cfg, "resnet-8-A", tmp_path / "ckpt", stream=_Terminal()), reads])
+    trainer.fit(parts.module, datamodule=parts.datamodule)
+    assert trainer.global_step == 24
+    quiet = reads.quiet_iterations(8, 12)
+    assert sorted(quiet) == [2, 3, 4, 5, 6, 7, 10, 11, 14, 15, 18, 19, 20, 21, 22, 23]
+    assert {k: dict(v) for k, v in quiet.items() if v} == {}
+    assert sum(reads.per_iteration[9].values()) > 0  # iteration 8's interval closed: its sums read once
+
+
+def test_a_compiled_net_keeps_the_eager_checkpoint_keys():
+    """compile=... compiles the network in place, so a compiled run's checkpoint resumes
+    uncompiled and back (torch.compile's wrapper would prefix every key with _orig_mod.)."""
+    from resdeg import ResdegError
+    from resdeg.build import build_parts, compile_mode
+
+    eager_keys = build_parts(compose_config("model.depth=8")).module.state_dict().keys()
+    for mode in ("true", "reduce-overhead"):
+        compiled = build_parts(compose_config("model.depth=8", f"compile={mode}")).module
+        assert compiled.model._compiled_call_impl is not None  # compiled (lazily, at the first forward)
+        assert compiled.state_dict().keys() == eager_keys
+    assert compile_mode(False) is None and compile_mode(True) == "default"
+    with pytest.raises(ResdegError, match="reduce-overhead"):
+        compile_mode("fastest")

@@ -1,13 +1,14 @@
 """One builder, from the composed config, of what a run trains with: the data module, the
 network, the LightningModule (with its optimizer and schedule) and the Lightning Trainer.
 
-Training (resdeg.train) and `make bench` build through these functions, so a benchmark
-times exactly what a sweep runs. The Trainer's values that come from the protocol
+Training (resdeg.train), `make bench` and `make gpu-check` build through these functions, so
+a benchmark times exactly what a sweep runs. The Trainer's values that come from the protocol
 (iterations, evaluation and logging cadence) are interpolated in conf/trainer/default.yaml.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import hydra
@@ -31,7 +32,7 @@ def instantiate(node, **kwargs):
 @dataclass
 class RunParts:
     datamodule: object  # resdeg.data.CIFAR10DataModule or ImageNetDataModule
-    model: object  # the network (resdeg.models), before torch.compile
+    model: object  # the network (resdeg.models); compiled in place when cfg.compile asks
     module: object  # resdeg.training.module.ClassifierModule
 
 
@@ -52,11 +53,63 @@ def build_parts(cfg: DictConfig) -> RunParts:
         give_up_at_chance_after=protocol.get("give_up_at_chance_after"),
         top5=getattr(datamodule, "top5", False),
     )
-    if cfg.compile:
-        import torch
-
-        module.model = torch.compile(module.model)
+    compile_network(module.model, cfg.compile)
     return RunParts(datamodule, model, module)
+
+
+# torch.compile's modes; `compile: true` is "default". reduce-overhead adds CUDA-graph capture,
+# which removes the launch cost of the ~170 kernels of a CIFAR net's step (a small net at
+# batch 128 is launch-bound on a large GPU).
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def compile_mode(value) -> str | None:
+    """The torch.compile mode that the config value ``compile`` asks for, or None (eager)."""
+    if value is None or value is False or str(value).lower() in ("false", "off", "none"):
+        return None
+    if value is True or str(value).lower() == "true":
+        return "default"
+    if value in COMPILE_MODES:
+        return value
+    raise ResdegError(f"compile={value!r} is not a torch.compile setting: use false, true or one of {', '.join(COMPILE_MODES)}")
+
+
+def compile_network(model, value) -> None:
+    """Compile ``model`` in place (nn.Module.compile): its state_dict keys stay those of the
+    eager net, so a compiled run's checkpoint resumes uncompiled and back, and whether compile
+    is on is no part of the run's identity. Compilation happens at the first forward."""
+    mode = compile_mode(value)
+    if mode is not None:
+        model.compile(mode=mode)
+
+
+@contextlib.contextmanager
+def eager(model):
+    """``model`` called without its compiled wrapper (analysis with forward hooks, Fig. 7).
+    nn.Module.compile keeps the compiled call in ``_compiled_call_impl``; None means eager."""
+    compiled = getattr(model, "_compiled_call_impl", None)
+    model._compiled_call_impl = None
+    try:
+        yield model
+    finally:
+        model._compiled_call_impl = compiled
+
+
+def run_callbacks(cfg: DictConfig, run_name: str, checkpoints, stream=None) -> list:
+    """The callbacks of a training run: progress (a bar on a terminal, lines elsewhere), the
+    periodic and last checkpoints, and the pre-emption checkpoint (SIGTERM, SIGUSR1)."""
+    from pathlib import Path
+
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from resdeg.training.preemption import PreemptionCheckpoint
+    from resdeg.training.progress import progress_callback
+
+    return [
+        progress_callback(run_name, every=cfg.protocol.log_every, stream=stream),
+        ModelCheckpoint(dirpath=checkpoints, every_n_train_steps=cfg.protocol.checkpoint_every, save_last=True),
+        PreemptionCheckpoint(Path(checkpoints) / "last.ckpt"),
+    ]
 
 
 def build_trainer(cfg: DictConfig, **kwargs):

@@ -72,3 +72,7 @@ def check_config(cfg: DictConfig) -> None:
     precision = str(cfg.trainer.get("precision", "32-true"))
     if precision not in PRECISIONS:
         raise ResdegError(f"trainer.precision={precision!r} is unknown: choose one of {', '.join(PRECISIONS[:10])}")
+    if "compile" in cfg:
+        from resdeg.build import compile_mode
+
+        compile_mode(cfg.compile)  # false, true or a torch.compile mode

@@ -22,7 +22,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from resdeg import ResdegError
-from resdeg.build import build_parts, build_trainer, instantiate
+from resdeg.build import build_parts, build_trainer, eager, instantiate, run_callbacks
 from resdeg.config_checks import check_config
 from resdeg.console import quiet_libraries, run_ended, run_started
 from resdeg.record.decision import Decision, decide
@@ -75,13 +75,11 @@ def process_rank() -> int:
 
 
 def _fit_and_record(cfg: DictConfig, identity: dict, folders: RunFolders, decision: Decision, parts, devices) -> dict:
-    from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import WandbLogger
 
     from resdeg.models import count_parameters, multiply_adds
     from resdeg.training.module import RunDiverged
-    from resdeg.training.preemption import PreemptionCheckpoint, RunInterrupted
-    from resdeg.training.progress import progress_callback
+    from resdeg.training.preemption import RunInterrupted
     from resdeg.training.recorder import RunRecorder
 
     protocol, module, datamodule = cfg.protocol, parts.module, parts.datamodule
@@ -112,11 +110,7 @@ def _fit_and_record(cfg: DictConfig, identity: dict, folders: RunFolders, decisi
         cfg,
         devices=devices,
         logger=loggers,
-        callbacks=[
-            progress_callback(identity["name"], every=protocol.log_every),
-            ModelCheckpoint(dirpath=folders.checkpoints, every_n_train_steps=protocol.checkpoint_every, save_last=True),
-            PreemptionCheckpoint(folders.checkpoints / "last.ckpt"),
-        ],
+        callbacks=run_callbacks(cfg, identity["name"], folders.checkpoints),
         default_root_dir=str(Path(cfg.paths.experiments).absolute()),
     )
 
@@ -223,10 +217,10 @@ def _record_layer_responses(recorder, trainer, module, datamodule, name: str) ->
 
     try:
         test = datamodule.val_dataloader()[datamodule.eval_split_names.index("test")]
-        model = getattr(module.model, "_orig_mod", module.model)  # the eager net under torch.compile
         reduce = (lambda t: trainer.strategy.reduce(t, reduce_op="sum")) if trainer.world_size > 1 else (lambda t: t)
-        rows = layer_response_std(model, test, lambda x: x.to(module.device).contiguous(memory_format=module.memory_format),
-                                  reduce)
+        with eager(module.model) as model:  # forward hooks on the eager net, also under compile
+            rows = layer_response_std(model, test, lambda x: x.to(module.device).contiguous(memory_format=module.memory_format),
+                                      reduce)
         recorder.write_layer_responses(rows)
     except Exception as exc:  # noqa: BLE001 - never lose a trained run to its analysis
         log.warning(f"{name}: layer responses (Fig. 7) not recorded: {type(exc).__name__}: {exc}")

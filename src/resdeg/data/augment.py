@@ -16,12 +16,18 @@ def pad_crop_flip(images: torch.Tensor, padding: int = 4, generator: torch.Gener
 
     Same distribution as torchvision's RandomCrop(size, padding) + RandomHorizontalFlip,
     applied to every image of the batch independently, on the batch's device.
+
+    The offsets and flips are drawn on the generator's device: with a generator on the
+    batch's device (as the training stream makes one) nothing is copied from the host, so a
+    GPU step never waits for Python. CPU and CUDA generators give different streams for one
+    seed: a run is exact on resume on the kind of device it trained on.
     """
     n, c, h, w = images.shape
     device = images.device
+    draw_on = generator.device if generator is not None else device
     padded = F.pad(images, (padding, padding, padding, padding))
-    offsets = torch.randint(0, 2 * padding + 1, (2, n), device="cpu", generator=generator).to(device)
-    flips = torch.rand(n, device="cpu", generator=generator).lt(0.5).to(device)
+    offsets = torch.randint(0, 2 * padding + 1, (2, n), device=draw_on, generator=generator).to(device, non_blocking=True)
+    flips = torch.rand(n, device=draw_on, generator=generator).lt(0.5).to(device, non_blocking=True)
     rows = offsets[0].view(n, 1) + torch.arange(h, device=device).view(1, h)  # (n, h)
     cols = offsets[1].view(n, 1) + torch.arange(w, device=device).view(1, w)  # (n, w)
     # a flipped crop reads its columns right to left

@@ -34,7 +34,8 @@ class TrainBatchStream:
     """The training batches as a pure function of the iteration number.
 
     The images of iteration k come from ``IterationOrder`` (every image once per epoch,
-    full batches); the crops and flips of iteration k from a generator seeded by (seed, k).
+    full batches); the crops and flips of iteration k from a generator seeded by (seed, k)
+    on the training device, so a step reads nothing from the host.
     A run resumed at iteration k sees exactly the batches the uninterrupted run saw from k on.
 
     ``start_iteration`` is asked at every ``iter()``: Lightning calls it at each epoch
@@ -58,7 +59,8 @@ class TrainBatchStream:
         index = self.indices(iteration)
         images, labels = self.images[index], self.labels[index]
         if self.augment:
-            generator = torch.Generator().manual_seed((self.seed << 32) + iteration)
+            # seeded by (seed, iteration) on the batch's device: no host-to-device copy per step
+            generator = torch.Generator(device=images.device).manual_seed((self.seed << 32) + iteration)
             images = pad_crop_flip(images, self.padding, generator)
         return images, labels
 

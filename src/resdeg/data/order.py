@@ -29,7 +29,10 @@ class IterationOrder:
             if len(self._permutations) >= 2:
                 del self._permutations[min(self._permutations)]
             generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._permutations[epoch] = torch.randperm(self.n, generator=generator).to(self.device)
+            permutation = torch.randperm(self.n, generator=generator)
+            if torch.device(self.device).type == "cuda":  # copied without making the host wait
+                permutation = permutation.pin_memory()
+            self._permutations[epoch] = permutation.to(self.device, non_blocking=True)
         return self._permutations[epoch]
 
     def indices(self, iteration: int) -> torch.Tensor:

@@ -106,7 +106,9 @@ class ClassifierModule(pl.LightningModule):
                 # the until_error warm-up's own window (protocol.schedule.warmup_check_every)
                 self._warmup_wrong += (logits.argmax(dim=1) != labels).sum()
                 self._warmup_seen += len(labels)
-        self.log("loss", loss, prog_bar=True, logger=False)
+        # nothing here reads a device value: the progress bar gets the interval's loss and error
+        # when the interval closes (a per-step self.log(loss, prog_bar=True) made the host wait
+        # for the GPU every iteration); tests/test_train.py counts the reads
         return loss
 
     def on_train_end(self) -> None:
@@ -124,7 +126,7 @@ class ClassifierModule(pl.LightningModule):
             raise RunDiverged(iteration, f"the training loss is {train_loss}")
         self.emit({"train/error": train_error, "train/loss": train_loss, "train/lr": lr}, iteration)
         if in_loop:  # Lightning allows self.log only inside the loop; this one feeds the progress bar
-            self.log("train_err", train_error, prog_bar=True, logger=False)
+            self.log_dict({"loss": train_loss, "train_err": train_error}, prog_bar=True, logger=False)
         if self.give_up_at_chance_after is not None and iteration >= self.give_up_at_chance_after and train_error >= CHANCE_ERROR:
             raise RunDiverged(iteration, f"the training error is still {train_error:.1f}% (chance)")
 

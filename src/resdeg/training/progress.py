@@ -14,11 +14,16 @@ log = logging.getLogger("resdeg")
 
 
 class IterationProgressBar(TQDMProgressBar):
-    """One bar from iteration 0 to max_steps across epochs, showing loss and errors."""
+    """One bar from iteration 0 to max_steps across epochs, showing loss and errors.
 
-    def __init__(self, run_name: str, refresh_rate: int = 1):
+    The count moves every iteration; the loss and errors (values the module logged, which
+    Lightning holds as tensors on the training device) are read only every ``every``
+    iterations, when the module has closed an interval: reading them every iteration would
+    make the host wait for the GPU at every step."""
+
+    def __init__(self, run_name: str, every: int = 1, refresh_rate: int = 1):
         super().__init__(refresh_rate=refresh_rate)
-        self.run_name = run_name
+        self.run_name, self.every = run_name, max(1, int(every))
 
     def on_train_epoch_start(self, trainer, *_) -> None:
         if trainer.current_epoch == 0 or self.train_progress_bar.total != trainer.max_steps:
@@ -31,7 +36,8 @@ class IterationProgressBar(TQDMProgressBar):
         n = trainer.global_step
         if self._should_update(n, self.train_progress_bar.total):
             _update_n(self.train_progress_bar, n)
-            self.train_progress_bar.set_postfix(self.get_metrics(trainer, pl_module))
+            if n % self.every == 0 or n == trainer.max_steps:
+                self.train_progress_bar.set_postfix(self.get_metrics(trainer, pl_module))
 
     def init_validation_tqdm(self):
         # evaluations are short; their own bars would flood sweep logs
@@ -77,4 +83,4 @@ class IterationProgressLines(ProgressBar):
 def progress_callback(run_name: str, every: int, stream=None):
     """A redrawn bar on a terminal, compact lines anywhere else (see IterationProgressLines)."""
     stream = stream or sys.stderr
-    return IterationProgressBar(run_name) if stream.isatty() else IterationProgressLines(run_name, every)
+    return IterationProgressBar(run_name, every) if stream.isatty() else IterationProgressLines(run_name, every)
