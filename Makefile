@@ -3,7 +3,7 @@
 #
 #   make sweep-degradation             Fig. 6 sweep: {plain, residual} x {20, 32, 44, 56} on CIFAR-10
 #   make sweep-degradation PROTOCOL=paper   the paper's 64k-iteration protocol (the default on a GPU)
-#   make sweep-degradation LAUNCHER=parallel   jobs side by side, one GPU each (RUNS_PER_GPU=2: two per GPU)
+#   make sweep-degradation LAUNCHER=parallel   jobs side by side, one GPU each (the default where GPUs are; RUNS_PER_GPU=2: two per GPU)
 #   make sweep-degradation LAUNCHER=slurm ARGS="hydra.launcher.partition=gpu"   a SLURM job array
 #   make sweep-degradation SEEDS=0,1,2 FORCE=1   seeds as a sweep axis; FORCE=1 reruns complete runs
 #   make sweep-deep                      ResNet-110 (SEEDS=0,1,2,3,4) and ResNet-1202: Fig. 6's third panel, Table 6
@@ -14,6 +14,7 @@
 #   make test                          the test suite (CPU, a few minutes)
 #   make figures / make tables / make report   Fig. 6, Fig. 1, Table 6 and the verdict from results/
 #   make bench                         training throughput table (results/bench/)
+#   make gpu-check                     the GPU path measured in one command (results/bench/gpu_<device>.csv)
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -26,9 +27,12 @@ PROTOCOL ?= auto
 SEEDS ?= 0
 # extra Hydra overrides for the sweep, e.g. ARGS="trainer.precision=bf16-mixed"
 ARGS ?=
-# local (one job after another) | parallel (side by side, one GPU per job) | slurm (submitit)
-LAUNCHER ?= local
-RUNS_PER_GPU ?= 1
+# auto | local (one job after another) | parallel (side by side, one GPU per job) | slurm (submitit).
+# auto: parallel wherever a GPU is present (every GPU of the machine in use), local on a CPU
+LAUNCHER ?= auto
+# runs sharing one GPU under the parallel launcher; auto: the number make gpu-check measured
+# best on this GPU model (results/bench/gpu_<device>.csv), else 1
+RUNS_PER_GPU ?= auto
 # Sweeps log to W&B beside the run record (online with credentials, else offline); LOGGER=none turns it off
 LOGGER ?= wandb
 # FORCE=1 reruns runs whose complete record exists (by default a re-launched sweep skips them)
@@ -45,7 +49,9 @@ IMAGENET_ROOT ?= $(RESDEG_IMAGENET_ROOT)
 HYDRA_LAUNCHER_local := basic
 HYDRA_LAUNCHER_parallel := parallel
 HYDRA_LAUNCHER_slurm := slurm
-SWEEP_ARGS = --multirun hydra/launcher=$(or $(HYDRA_LAUNCHER_$(LAUNCHER)),$(error LAUNCHER=$(LAUNCHER) is unknown: use local, parallel or slurm)) \
+# expanded only when a sweep runs (after setup): auto asks resdeg.launch whether a GPU is present
+CHOSEN_LAUNCHER = $(if $(filter auto,$(LAUNCHER)),$(shell $(PY) -m resdeg.launch),$(LAUNCHER))
+SWEEP_ARGS = --multirun hydra/launcher=$(or $(HYDRA_LAUNCHER_$(CHOSEN_LAUNCHER)),$(error LAUNCHER=$(LAUNCHER) is unknown: use auto, local, parallel or slurm)) \
 	launch.runs_per_gpu=$(RUNS_PER_GPU) logger=$(LOGGER) seed=$(SEEDS) $(if $(filter 1 true yes,$(FORCE)),force=true)
 
 # Where CIFAR-10 lies (a folder holding cifar-10-python.tar.gz or cifar-10-batches-py/).
@@ -54,7 +60,7 @@ SWEEP_ARGS = --multirun hydra/launcher=$(or $(HYDRA_LAUNCHER_$(LAUNCHER)),$(erro
 RESDEG_CIFAR_ROOT ?= $(firstword $(patsubst %/cifar-10-python.tar.gz,%,$(wildcard $(CURDIR)/../shared/data/cifar-10-python.tar.gz)) $(CURDIR)/experiments/data)
 export RESDEG_CIFAR_ROOT
 
-.PHONY: setup test sweep-degradation sweep-deep sweep-budget sweep-shortcuts sweep-imagenet train bench figures tables report clean-venv
+.PHONY: setup test sweep-degradation sweep-deep sweep-budget sweep-shortcuts sweep-imagenet train bench gpu-check figures tables report clean-venv
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -111,6 +117,13 @@ IMAGENET_DATA = $(if $(IMAGENET_ROOT),data.root=$(IMAGENET_ROOT))
 # training throughput: harness vs bare PyTorch loop vs conventional pipeline (results/bench/)
 bench: setup
 	$(PY) -m resdeg.bench $(ARGS)
+
+# the GPU path measured in one command, within 9 minutes: throughput (harness and bare loop, fp32
+# and bf16, eager and compiled), syncs per step, runs per GPU, a 2,000-iteration run end to end,
+# projected sweep times: results/bench/gpu_<device>.csv and .md. Without a GPU: a smoke version
+# in about a minute, written to experiments/gpu_check/
+gpu-check: setup
+	$(PY) -m resdeg.gpu_check $(ARGS)
 
 # regenerate figures / tables / both from results/ alone (results/figures, results/tables)
 figures: setup

@@ -221,7 +221,7 @@ def test_makefile_selects_launchers_logger_seeds_and_force():
     assert "hydra/launcher=slurm" in out.stdout and "seed=0,1,2" in out.stdout and "force=true" in out.stdout
     assert "logger=wandb" in out.stdout
     bad = subprocess.run(["make", "-n", "sweep-degradation", "LAUNCHER=cloud"], cwd=REPO, capture_output=True, text=True)
-    assert bad.returncode != 0 and "use local, parallel or slurm" in bad.stderr
+    assert bad.returncode != 0 and "use auto, local, parallel or slurm" in bad.stderr
 
 
 # -- re-launch ----------------------------------------------------------------------------

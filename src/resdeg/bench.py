@@ -8,8 +8,10 @@ For each model (ResNet-20, ResNet-56, plain-56) it measures training images/s of
   (c) conventional: torchvision transforms on PIL images through a DataLoader with worker
                     processes, as most public CIFAR ResNet repositories do;
 and prints one table with a/b, a/c and the projected wall time of the paper protocol
-(64k iterations), also written to results/bench/bench_<device>.csv. Warm-up iterations
-(including torch.compile's, when on) are excluded from every timing.
+(64k iterations), also written to results/bench/bench_<device>[_<overrides>].csv (one file
+per settings). The bare loop honours the precision and compile settings, so a/b compares the
+same arithmetic. Warm-up iterations (including torch.compile's, when on) are excluded from
+every timing. `make gpu-check` (resdeg.gpu_check) measures the whole GPU picture.
 
     python -m resdeg.bench [--iterations N] [--warmup W] [overrides ...]
 
@@ -26,6 +28,7 @@ import platform
 import re
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -41,6 +44,12 @@ def device_name() -> str:
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
     return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def device_slug() -> str:
+    """``cuda-nvidia-h100-80gb-hbm3`` or ``cpu``: how result files name the device."""
+    name = "cuda-" + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
 def sync() -> None:
@@ -61,57 +70,105 @@ def build(cfg):
     return model, instantiate(cfg.protocol.optimizer), instantiate(cfg.protocol.schedule)
 
 
-def time_harness(cfg, warmup: int, iterations: int) -> float:
+@dataclass
+class Timing:
+    images_per_s: float
+    # wall time of the untimed first iterations: cuDNN autotuning, and torch.compile's
+    # compilation (and CUDA-graph capture) when compile is on
+    warmup_s: float
+    # the most GPU memory allocated while training (None on a CPU)
+    peak_memory_mib: float | None
+    # wall-clock time (time.time()) of the timed part: runs in several processes are compared by it
+    timed_from: float = 0.0
+    timed_until: float = 0.0
+
+
+def _reset_peak_memory() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+
+
+def _peak_memory_mib() -> float | None:
+    return round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None
+
+
+def time_harness(cfg, warmup: int, iterations: int, callbacks: tuple = ()) -> Timing:
+    """The harness as a sweep runs it (build_parts, the run's Lightning Trainer, the record
+    as logger), evaluation off; ``callbacks`` are added (e.g. a profiler window)."""
     import lightning.pytorch as pl
 
     from resdeg.build import build_parts, build_trainer
     from resdeg.training.recorder import RunRecorder
 
     class Stopwatch(pl.Callback):
+        def on_train_start(self, trainer, *_):
+            self.began = time.perf_counter()
+
         def on_train_batch_start(self, trainer, *_):
             if trainer.global_step == warmup:
                 sync()
-                self.start = time.perf_counter()
+                self.start, self.wall_start = time.perf_counter(), time.time()
 
         def on_train_end(self, trainer, *_):
             sync()
-            self.seconds = time.perf_counter() - self.start
+            self.seconds, self.wall_end = time.perf_counter() - self.start, time.time()
 
     parts = build_parts(cfg)  # exactly as resdeg.train builds a run
     stopwatch = Stopwatch()
+    _reset_peak_memory()
     with tempfile.TemporaryDirectory() as tmp:
         recorder = RunRecorder(Path(tmp) / "record", {"run_id": "bench"}, "")
         recorder.start()
         trainer = build_trainer(
             cfg, max_steps=warmup + iterations, limit_val_batches=0,
-            logger=[recorder], callbacks=[stopwatch], enable_checkpointing=False,
+            logger=[recorder], callbacks=[*callbacks, stopwatch], enable_checkpointing=False,
             enable_progress_bar=False, default_root_dir=tmp,
         )
         trainer.fit(parts.module, datamodule=parts.datamodule)
-    return iterations * cfg.protocol.batch_size / stopwatch.seconds
+    return Timing(iterations * cfg.protocol.batch_size / stopwatch.seconds, stopwatch.start - stopwatch.began,
+                  _peak_memory_mib(), stopwatch.wall_start, stopwatch.wall_end)
 
 
-def time_bare(cfg, warmup: int, iterations: int) -> float:
+# the bare loop's arithmetic for each Lightning precision it knows: autocast dtype (None: none)
+BARE_PRECISIONS = {"32-true": None, "32": None, "bf16-mixed": torch.bfloat16, "bf16": torch.bfloat16,
+                   "16-mixed": torch.float16, "16": torch.float16}
+
+
+def time_bare(cfg, warmup: int, iterations: int) -> Timing:
+    """A hand-written loop on one pre-made batch already on the device (no data work): the
+    same net, optimizer, memory format, precision (autocast as Lightning's mixed precision
+    does it, a gradient scaler for fp16) and compile setting as the harness."""
+    from resdeg import ResdegError
+    from resdeg.build import compile_network
+
+    precision = str(cfg.trainer.precision)
+    if precision not in BARE_PRECISIONS:
+        raise ResdegError(f"the bare loop knows trainer.precision {', '.join(BARE_PRECISIONS)}, not {precision!r}")
+    dtype = BARE_PRECISIONS[precision]
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model, optimizer_factory, schedule = build(cfg)
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model = model.to(device, memory_format=memory_format)
-    if cfg.get("compile"):
-        model = torch.compile(model)
+    compile_network(model, cfg.get("compile"))
     optimizer = optimizer_factory(model.parameters(), lr=schedule.lr(0))
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype is torch.float16)
     batch = cfg.protocol.batch_size
     images = torch.randn(batch, 3, 32, 32, device=device).contiguous(memory_format=memory_format)
     labels = torch.randint(0, 10, (batch,), device=device)
+    _reset_peak_memory()
+    began = time.perf_counter()
     for i in range(warmup + iterations):
         if i == warmup:
             sync()
-            start = time.perf_counter()
-        loss = F.cross_entropy(model(images), labels)
+            start, wall_start = time.perf_counter(), time.time()
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            loss = F.cross_entropy(model(images), labels)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
     sync()
-    return iterations * batch / (time.perf_counter() - start)
+    return Timing(iterations * batch / (time.perf_counter() - start), start - began, _peak_memory_mib(), wall_start, time.time())
 
 
 def time_conventional(cfg, warmup: int, iterations: int, workers: int) -> float:
@@ -212,8 +269,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         cfg = compose_cfg(arch, depth, ["protocol=cifar_paper", *args.overrides])
         name = f"plain-{depth}" if arch == "plain" else f"resnet-{depth}"
         torch.manual_seed(0)
-        a = time_harness(cfg, args.warmup, args.iterations)
-        b = time_bare(cfg, args.warmup, args.iterations)
+        a = time_harness(cfg, args.warmup, args.iterations).images_per_s
+        b = time_bare(cfg, args.warmup, args.iterations).images_per_s
         c = time_conventional(cfg, args.warmup, args.iterations, args.workers)
         paper_images = cfg.protocol.iterations * cfg.protocol.batch_size
         rows.append({
@@ -229,10 +286,12 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     print(table.to_string(index=False))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    slug = re.sub(r"[^a-z0-9]+", "-", ("cuda-" + torch.cuda.get_device_name(0) if gpu else "cpu").lower()).strip("-")
-    table.assign(device=device, iterations=args.iterations, overrides=" ".join(args.overrides)).to_csv(
-        out / f"bench_{slug}.csv", index=False)
-    print(f"written: {out / f'bench_{slug}.csv'}")
+    # one file per device and settings: `make bench ARGS="trainer.precision=bf16-mixed"` does not
+    # overwrite the default settings' file
+    settings = re.sub(r"[^a-z0-9.]+", "-", " ".join(args.overrides).lower()).strip("-")
+    path = out / f"bench_{device_slug()}{'_' + settings if settings else ''}.csv"
+    table.assign(device=device, iterations=args.iterations, overrides=" ".join(args.overrides)).to_csv(path, index=False)
+    print(f"written: {path}")
     return table
 
 

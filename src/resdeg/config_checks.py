@@ -76,3 +76,7 @@ def check_config(cfg: DictConfig) -> None:
         from resdeg.build import compile_mode
 
         compile_mode(cfg.compile)  # false, true or a torch.compile mode
+    per_gpu = cfg.get("launch", {}).get("runs_per_gpu", 1)
+    if str(per_gpu) != "auto" and (isinstance(per_gpu, bool) or not isinstance(per_gpu, int) or per_gpu < 1):
+        raise ResdegError(f"launch.runs_per_gpu={per_gpu!r} must be a whole number of at least 1, or auto "
+                          "(what make gpu-check measured best on this GPU)")

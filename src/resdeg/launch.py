@@ -32,6 +32,40 @@ def cuda_device_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
+def default_launcher() -> str:
+    """What ``LAUNCHER=auto`` (the Makefile's default) runs: the parallel launcher wherever a GPU
+    is present, so a sweep uses every GPU of the machine; one run after another on a CPU,
+    where two training processes on two cores slow each other far more than twice."""
+    return "parallel" if cuda_device_count() else "local"
+
+
+def measured_runs_per_gpu(bench_dir: str | Path) -> int | None:
+    """The runs per GPU that `make gpu-check` found to finish the degradation sweep soonest on
+    this GPU model (results/bench/gpu_<device>.csv), or None where it has not run."""
+    import csv
+
+    from resdeg.bench import device_slug
+
+    if not cuda_device_count():
+        return None
+    path = Path(bench_dir) / f"gpu_{device_slug()}.csv"
+    if not path.is_file():
+        return None
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            if row.get("section") == "projection" and row.get("metric") == "recommended_runs_per_gpu":
+                return max(1, int(float(row["value"])))
+    return None
+
+
+def runs_per_gpu(value, bench_dir: str | Path) -> int:
+    """``launch.runs_per_gpu``: a number, or ``auto``: what gpu-check measured best on this GPU
+    model, else 1."""
+    if str(value) == "auto":
+        return measured_runs_per_gpu(bench_dir) or 1
+    return int(value)
+
+
 def parallel_jobs(runs_per_gpu: int, cpu_jobs: int) -> int:
     """Jobs a parallel sweep runs at once: runs_per_gpu on each GPU, or cpu_jobs without one."""
     gpus = cuda_device_count()
@@ -104,9 +138,14 @@ def job_devices(cfg):
     if not (parallel and gpus and cfg.trainer.accelerator in ("auto", "gpu", "cuda")):
         yield cfg.trainer.devices
         return
-    claim = SlotClaim(Path(cfg.paths.experiments) / "gpu_slots", job_num, gpus, int(cfg.launch.runs_per_gpu))
-    log.info(f"job {job_num}: GPU {claim.device} of {gpus} ({cfg.launch.runs_per_gpu} run(s) per GPU)")
+    per_gpu = runs_per_gpu(cfg.launch.runs_per_gpu, Path(cfg.paths.results) / "bench")
+    claim = SlotClaim(Path(cfg.paths.experiments) / "gpu_slots", job_num, gpus, per_gpu)
+    log.info(f"job {job_num}: GPU {claim.device} of {gpus} ({per_gpu} run(s) per GPU)")
     try:
         yield [claim.device]
     finally:
         claim.release()
+
+
+if __name__ == "__main__":  # `python -m resdeg.launch`: the Makefile's LAUNCHER=auto
+    print(default_launcher())

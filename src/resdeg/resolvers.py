@@ -16,10 +16,12 @@ def percent_of(percent: float, total: int) -> int:
     return max(1, round(float(total) * float(percent) / 100))
 
 
-def _parallel_jobs(runs_per_gpu: int, cpu_jobs: int) -> int:
-    from resdeg.launch import parallel_jobs
+def _parallel_jobs(runs_per_gpu, cpu_jobs: int, results: str = "results") -> int:
+    from pathlib import Path
 
-    return parallel_jobs(runs_per_gpu, cpu_jobs)
+    from resdeg.launch import parallel_jobs, runs_per_gpu as resolve
+
+    return parallel_jobs(resolve(runs_per_gpu, Path(results) / "bench"), cpu_jobs)
 
 
 def _imagenet_paper_option(depth: int) -> str:
