@@ -40,5 +40,7 @@ class _Stream(io.StringIO):
 
 def test_progress_is_a_bar_on_a_terminal_and_lines_elsewhere():
     assert isinstance(progress_callback("x", 10, _Stream(True)), IterationProgressBar)
+    # jobs of a parallel sweep share the launching terminal: lines, never bars redrawn over each other
+    assert isinstance(progress_callback("x", 10, _Stream(True), parallel=True), IterationProgressLines)
     lines = progress_callback("x", 10, _Stream(False))
     assert isinstance(lines, IterationProgressLines) and lines.every == 10

@@ -102,11 +102,12 @@ def run_callbacks(cfg: DictConfig, run_name: str, checkpoints, stream=None) -> l
 
     from lightning.pytorch.callbacks import ModelCheckpoint
 
+    from resdeg.launch import parallel_job
     from resdeg.training.preemption import PreemptionCheckpoint
     from resdeg.training.progress import progress_callback
 
     return [
-        progress_callback(run_name, every=cfg.protocol.log_every, stream=stream),
+        progress_callback(run_name, every=cfg.protocol.log_every, stream=stream, parallel=parallel_job()[0]),
         ModelCheckpoint(dirpath=checkpoints, every_n_train_steps=cfg.protocol.checkpoint_every, save_last=True),
         PreemptionCheckpoint(Path(checkpoints) / "last.ckpt"),
     ]

@@ -119,7 +119,7 @@ class SlotClaim:
             self._file = None
 
 
-def _parallel_launcher() -> tuple[bool, int]:
+def parallel_job() -> tuple[bool, int]:
     """(whether this job was started by the parallel joblib launcher, its job number)."""
     from hydra.core.hydra_config import HydraConfig
 
@@ -133,7 +133,7 @@ def _parallel_launcher() -> tuple[bool, int]:
 @contextlib.contextmanager
 def job_devices(cfg):
     """The ``trainer.devices`` of this job: one claimed GPU under the parallel launcher, else the config's."""
-    parallel, job_num = _parallel_launcher()
+    parallel, job_num = parallel_job()
     gpus = cuda_device_count()
     if not (parallel and gpus and cfg.trainer.accelerator in ("auto", "gpu", "cuda")):
         yield cfg.trainer.devices

@@ -80,7 +80,11 @@ class IterationProgressLines(ProgressBar):
         log.info(f"{self.run_name} it {n}/{trainer.max_steps} ({rate:.2f} it/s){': ' + shown if shown else ''}")
 
 
-def progress_callback(run_name: str, every: int, stream=None):
-    """A redrawn bar on a terminal, compact lines anywhere else (see IterationProgressLines)."""
+def progress_callback(run_name: str, every: int, stream=None, parallel: bool = False):
+    """A redrawn bar on a terminal, compact lines anywhere else (see IterationProgressLines),
+    and in a job of a parallel sweep, whose workers share the launching terminal: several
+    bars redrawn on one terminal would overwrite each other."""
     stream = stream or sys.stderr
-    return IterationProgressBar(run_name, every) if stream.isatty() else IterationProgressLines(run_name, every)
+    if stream.isatty() and not parallel:
+        return IterationProgressBar(run_name, every)
+    return IterationProgressLines(run_name, every)
