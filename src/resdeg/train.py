@@ -41,7 +41,7 @@ def train(cfg: DictConfig) -> dict:
     """
     import lightning.pytorch as pl
 
-    from resdeg.launch import job_devices
+    from resdeg.launch import ddp_job, job_devices
 
     check_config(cfg)  # a bad value stops here, before anything is written
     identity = run_identity(cfg)
@@ -61,7 +61,7 @@ def train(cfg: DictConfig) -> dict:
     try:
         if decision.action == "fresh" and first_process and folders.checkpoints.exists():
             shutil.rmtree(folders.checkpoints)  # a fresh run must never resume from an older run's checkpoint
-        with job_devices(cfg) as devices:
+        with job_devices(cfg) as devices, ddp_job(cfg):
             return _fit_and_record(cfg, identity, folders, decision, parts, devices)
     finally:
         lock.release()
@@ -104,8 +104,6 @@ def _fit_and_record(cfg: DictConfig, identity: dict, folders: RunFolders, decisi
     if process_rank() == 0:
         run_started(identity, portable(folders.record), decision.action, decision.iteration,
                     wandb._wandb_init.get("mode", "on") if wandb else "off")
-    if "ddp" in str(cfg.trainer.get("strategy", "")):
-        _ddp_safe_argv()
     trainer = build_trainer(
         cfg,
         devices=devices,
@@ -197,15 +195,6 @@ def sweep_name() -> str:
     if HydraConfig.initialized():
         return HydraConfig.get().runtime.choices.get("experiment") or "single"
     return "single"
-
-
-def _ddp_safe_argv() -> None:
-    """Lightning starts the later DDP processes by re-running ``sys.argv``; in a multirun that
-    would launch the whole sweep again, so they get this job's own overrides instead."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if HydraConfig.initialized() and ("--multirun" in sys.argv or "-m" in sys.argv):
-        sys.argv = [sys.argv[0], *HydraConfig.get().overrides.task]
 
 
 def _record_layer_responses(recorder, trainer, module, datamodule, name: str) -> None:

@@ -5,14 +5,22 @@
     a running/interrupted/failed one  -> resume from its newest readable checkpoint, or
                                          fresh when it left none (killed before the first)
 
-Under DDP the first process (rank 0) decides and the processes Lightning starts after it
-read its decision from the environment, so all of them resume from the same checkpoint.
+Under DDP the first process (rank 0) decides once and every other process takes its
+decision, so all of them skip together or resume from the same checkpoint:
+  - the processes Lightning's launcher starts after it read it from the environment;
+  - the processes srun (or torchrun) starts beside it, which never see its environment,
+    read it from a file under experiments/decisions/ named by what all processes of that
+    launch share (the SLURM job, step and restart count; torchrun's run id and restart count),
+    waiting for it a bounded time. Deciding each by itself could differ: the first process
+    rewrites the record and deletes stale checkpoints while the others read them.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +42,23 @@ class Decision:
     iteration: int = 0  # resume: the iteration of that checkpoint
 
 
-def decide(folders: RunFolders, name: str, force: bool, rank: int = 0) -> Decision:
+# how long a later process waits for the first one's decision (it reads a record and a checkpoint)
+HANDOFF_TIMEOUT_S = 600.0
+
+
+def launch_key() -> str | None:
+    """What every process of one srun or torchrun launch shares, and no other launch of the
+    same run: None where the processes are not started side by side by such a launcher."""
+    env = os.environ
+    if "SLURM_JOB_ID" in env and "SLURM_PROCID" in env and int(env.get("SLURM_NTASKS", "1")) > 1:
+        return f"slurm-{env['SLURM_JOB_ID']}-{env.get('SLURM_STEP_ID', 'x')}-{env.get('SLURM_RESTART_COUNT', '0')}"
+    if "TORCHELASTIC_RUN_ID" in env and int(env.get("WORLD_SIZE", "1")) > 1:
+        return f"torchrun-{env['TORCHELASTIC_RUN_ID']}-{env.get('TORCHELASTIC_RESTART_COUNT', '0')}"
+    return None
+
+
+def decide(folders: RunFolders, name: str, force: bool, rank: int = 0,
+           timeout_s: float = HANDOFF_TIMEOUT_S) -> Decision:
     try:
         previous = read_summary(folders.record)
     except ResdegError:
@@ -42,10 +66,54 @@ def decide(folders: RunFolders, name: str, force: bool, rank: int = 0) -> Decisi
             raise
         previous = None  # force=true replaces an unreadable record
     if rank > 0:
-        handed = os.environ.get(RESUME_ENV)
-        checkpoint = Path(handed) if handed else None
-        return Decision("resume" if checkpoint else "fresh", previous, checkpoint,
-                        checkpoint_iteration(checkpoint) if checkpoint else 0)
+        decision = _handed_decision(folders, name, rank, previous, timeout_s)
+        if decision is not None:
+            return decision
+        log.warning(f"{name}: process {rank} has no decision from the first process (not started by Lightning, "
+                    "srun or torchrun); it decides from the record and checkpoints itself")
+    decision = _decide(folders, name, force, previous)
+    if rank > 0:
+        return decision
+    os.environ[RESUME_ENV] = f"{decision.action}:{decision.checkpoint or ''}"
+    key = launch_key()
+    if key and folders.decisions is not None:
+        from resdeg.record.schema import write_atomic
+
+        folders.decisions.mkdir(parents=True, exist_ok=True)
+        for old in folders.decisions.glob("*.json"):  # earlier launches' decisions
+            old.unlink(missing_ok=True)
+        write_atomic(folders.decisions / f"{key}.json", json.dumps(
+            {"action": decision.action, "checkpoint": str(decision.checkpoint or ""), "iteration": decision.iteration}))
+    return decision
+
+
+def _handed_decision(folders: RunFolders, name: str, rank: int, previous: dict | None, timeout_s: float) -> Decision | None:
+    """The first process's decision: from the environment (Lightning's launcher started this
+    process after deciding) or from its file (srun, torchrun); None where neither applies."""
+    handed = os.environ.get(RESUME_ENV)
+    key = launch_key()
+    if handed is not None:
+        action, _, checkpoint = handed.partition(":")
+    elif key and folders.decisions is not None:
+        path = folders.decisions / f"{key}.json"
+        deadline = time.monotonic() + timeout_s
+        while not path.is_file():
+            if time.monotonic() > deadline:
+                raise ResdegError(f"{name}: process {rank} waited {timeout_s:.0f} s for the first process's decision "
+                                  f"({path}); is process 0 of this launch running?")
+            time.sleep(0.2)
+        handed_json = json.loads(path.read_text())
+        action, checkpoint = handed_json["action"], handed_json["checkpoint"]
+    else:
+        return None
+    path = Path(checkpoint) if checkpoint else None
+    decision = Decision(action, previous, path, checkpoint_iteration(path) if path else 0)
+    log.info(f"{name}: process {rank} takes the first process's decision: {action}"
+             + (f" from {path.name} (iteration {decision.iteration})" if path else ""))
+    return decision
+
+
+def _decide(folders: RunFolders, name: str, force: bool, previous: dict | None) -> Decision:
     if force or previous is None:
         decision = Decision("fresh", None if force else previous)
     elif previous.get("status") == "complete":
@@ -54,7 +122,6 @@ def decide(folders: RunFolders, name: str, force: bool, rank: int = 0) -> Decisi
         checkpoint = readable_checkpoint(folders.checkpoints, name)
         decision = (Decision("resume", previous, checkpoint, checkpoint_iteration(checkpoint)) if checkpoint
                     else Decision("fresh", previous))
-    os.environ[RESUME_ENV] = str(decision.checkpoint or "")
     return decision
 
 

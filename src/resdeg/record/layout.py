@@ -2,6 +2,8 @@
 
     results/runs/<group>/<run_id>/                 the record (resdeg.record.schema)
     experiments/checkpoints/<group>/<run_id>/      last.ckpt and the periodic checkpoints
+    experiments/decisions/<group>/<run_id>/        the first process's skip/resume/fresh decision,
+                                                   for the other processes of an srun/torchrun launch
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from omegaconf import DictConfig
 class RunFolders:
     record: Path
     checkpoints: Path
+    decisions: Path | None = None
 
     @classmethod
     def of(cls, cfg: DictConfig, identity: dict) -> "RunFolders":
         where = Path(identity["group"]) / identity["run_id"]
+        experiments = Path(cfg.paths.experiments).absolute()
         return cls(record=Path(cfg.paths.results).absolute() / "runs" / where,
-                   checkpoints=Path(cfg.paths.experiments).absolute() / "checkpoints" / where)
+                   checkpoints=experiments / "checkpoints" / where, decisions=experiments / "decisions" / where)
 
 
 def portable(path: Path) -> str:
