@@ -1,12 +1,16 @@
-"""Cluster runs as srun starts them: every rank is its own process, started side by side with
-SLURM_* variables, none of them the parent of another. They must agree on skip / resume /
-fresh: the first process decides, the others take its decision (resdeg.record.decision)."""
+"""DDP runs as clusters run them. Under srun every rank is its own process, started side by
+side with SLURM_* variables, none of them the parent of another: they must agree on skip /
+resume / fresh (the first process decides, the others take its decision: resdeg.record.decision).
+A pre-emption signal may reach one process only: all must stop together, with one checkpoint
+(resdeg.training.preemption)."""
 
 import json
 import os
 import socket
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -73,3 +77,36 @@ def test_srun_ranks_resume_from_one_checkpoint_and_skip_a_complete_record_togeth
     assert "complete record exists" in skipped[0]
     assert "process 1 takes the first process's decision: skip" in skipped[1]
     assert [p.name for p in (tmp_path / "exp" / "decisions").rglob("*.json")] == ["slurm-103-0-0.json"]
+
+
+def test_sigterm_to_one_ddp_process_stops_every_process_with_one_checkpoint(tree, tmp_path):
+    """Pre-emption reaching one process of a DDP run only (here the second, which Lightning
+    started): the processes decide together at the end of the iteration, every one stops there,
+    last.ckpt is written once and the record says interrupted, within a bounded time. Before,
+    the signalled process stopped alone and the other waited in the checkpoint's collective."""
+    overrides = [*IMAGENET_TINY, "protocol.iterations=400", "protocol.checkpoint_every=2", "protocol.eval_every=400",
+                 f"data.root={tree}", "model.depth=18", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+                 f"paths.results={tmp_path / 'results'}", f"paths.experiments={tmp_path / 'exp'}"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "resdeg.train", *overrides], cwd=REPO, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 180
+        while not list((tmp_path / "exp").rglob("*step=*.ckpt")):  # both processes are training
+            assert time.time() < deadline and process.poll() is None, process.stdout.read()[-3000:]
+            time.sleep(0.1)
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        assert len(children) == 1, children  # Lightning's second process
+        os.kill(int(children[0]), signal.SIGTERM)
+        output = process.communicate(timeout=120)[0]
+    finally:
+        process.kill()
+    assert process.returncode == 2, output[-3000:]
+    assert "stopped at iteration" in output and "run the same command again to resume" in output
+    (summary_path,) = (tmp_path / "results").rglob("summary.json")
+    summary = json.loads(summary_path.read_text())
+    assert summary["status"] == "interrupted" and 2 <= summary["interrupted_at"] < 400
+    (last,) = (tmp_path / "exp").rglob("last.ckpt")
+    import torch
+
+    assert torch.load(last, map_location="cpu", weights_only=False)["global_step"] == summary["interrupted_at"]

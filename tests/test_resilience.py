@@ -299,3 +299,29 @@ def test_downloaded_archive_with_wrong_checksum_is_removed(tmp_path, monkeypatch
     finally:
         server.shutdown()
     assert not (tmp_path / "root" / "cifar-10-python.tar.gz").exists()
+
+
+def test_sigterm_during_the_final_evaluation_is_honoured_and_the_run_resumes_to_complete(cifar_root, tmp_path):
+    """A signal that lands in the evaluation of the last iteration (after the loop's last
+    training step) still ends in last.ckpt and an interrupted record, not a record left running;
+    the same command then redoes that evaluation and completes the run."""
+    extra = ["protocol.iterations=12", "protocol.eval_every=12", "data.eval_batch_size=250"]
+    process = start_run(tmp_path, cifar_root, *extra)
+    deadline = time.time() + 300
+    lines = []
+    while time.time() < deadline:  # the progress line of the last iteration: its evaluation starts now
+        line = process.stdout.readline()
+        lines.append(line)
+        if "it 12/12" in line or not line:
+            break
+    process.send_signal(signal.SIGTERM)
+    output = "".join(lines) + process.communicate(timeout=120)[0]
+    assert process.returncode == 2, output[-3000:]
+    assert "SIGTERM received: stopped at iteration 12" in output
+    summary = json.loads((only_record(tmp_path) / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["interrupted_at"] == 12
+    assert list((tmp_path / "experiments" / "checkpoints").rglob("last.ckpt"))
+    again = run_cli(*SHORT, *paths(tmp_path), *extra, env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
+    summary = json.loads((only_record(tmp_path) / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["resumed_at_iterations"] == [12] and "test_error" in summary["final"]

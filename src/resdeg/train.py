@@ -79,7 +79,7 @@ def _fit_and_record(cfg: DictConfig, identity: dict, folders: RunFolders, decisi
 
     from resdeg.models import count_parameters, multiply_adds
     from resdeg.training.module import RunDiverged
-    from resdeg.training.preemption import RunInterrupted
+    from resdeg.training.preemption import PreemptionCheckpoint, RunInterrupted
     from resdeg.training.recorder import RunRecorder
 
     protocol, module, datamodule = cfg.protocol, parts.module, parts.datamodule
@@ -104,24 +104,33 @@ def _fit_and_record(cfg: DictConfig, identity: dict, folders: RunFolders, decisi
     if process_rank() == 0:
         run_started(identity, portable(folders.record), decision.action, decision.iteration,
                     wandb._wandb_init.get("mode", "on") if wandb else "off")
+    callbacks = run_callbacks(cfg, identity["name"], folders.checkpoints)
+    preemption = next(c for c in callbacks if isinstance(c, PreemptionCheckpoint))
     trainer = build_trainer(
         cfg,
         devices=devices,
         logger=loggers,
-        callbacks=run_callbacks(cfg, identity["name"], folders.checkpoints),
+        callbacks=callbacks,
         default_root_dir=str(Path(cfg.paths.experiments).absolute()),
     )
 
     started = time.monotonic()
+    preemption.install()  # SIGTERM/SIGUSR1 stop the run cleanly from here to the end of the record
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=decision.checkpoint)
+        preemption.stop_if_received(trainer)  # e.g. during the loop's last evaluation
         # the final test error: measured here unless the loop's last evaluation fell on the last
         # iteration; also when the run resumed from its last checkpoint, killed during that evaluation
         resumed_at_end = decision.iteration >= protocol.iterations > 0
         if trainer.global_step % protocol.eval_every or resumed_at_end:
             trainer.validate(module, datamodule=datamodule, verbose=False)
+            preemption.stop_if_received(trainer)
         if getattr(datamodule, "has_test_crops", False) and trainer.global_step >= protocol.iterations:
             trainer.test(module, datamodule=datamodule, verbose=False)  # ImageNet's 10-crop errors for the tables
+            preemption.stop_if_received(trainer)
+        if cfg.get("layer_responses") and "test" in datamodule.eval_split_names and trainer.global_step >= protocol.iterations:
+            _record_layer_responses(recorder, trainer, module, datamodule, identity["name"])
+            preemption.stop_if_received(trainer)
     except RunDiverged as exc:
         _finish(recorder, loggers, "diverged", message=str(exc), diverged_at=exc.iteration)
         log.error(f"{identity['name']}: {exc}; record: {folders.record} (status diverged)")
@@ -141,12 +150,12 @@ def _fit_and_record(cfg: DictConfig, identity: dict, folders: RunFolders, decisi
     except BaseException as exc:
         _finish(recorder, loggers, "failed", message=f"{type(exc).__name__}: {exc}")
         raise
+    finally:
+        preemption.restore()
     if trainer.global_step < protocol.iterations:  # Lightning stopped early (e.g. Ctrl-C)
         _finish(recorder, loggers, "interrupted", message=f"stopped at iteration {trainer.global_step}")
         raise ResdegError(f"{identity['name']} stopped at iteration {trainer.global_step}; record: {folders.record}")
 
-    if cfg.get("layer_responses") and "test" in datamodule.eval_split_names:
-        _record_layer_responses(recorder, trainer, module, datamodule, identity["name"])
     final = final_errors(recorder.last_metrics)
     _finish(recorder, loggers, "complete", final=final, train_seconds=round(time.monotonic() - started, 1),
             eval_seconds=round(module.eval_seconds, 1), evaluations=module.evaluations,

@@ -1,6 +1,16 @@
 """Pre-emption: SIGTERM (a scheduler ending the job) or SIGUSR1 (SLURM's advance warning,
-``#SBATCH --signal=USR1@90``) finish the current iteration, save ``last.ckpt`` and stop
-the run; re-launching the same command resumes it from there."""
+``#SBATCH --signal=USR1@90``) stop the run with ``last.ckpt`` saved and the record marked
+``interrupted``; re-launching the same command resumes it from there.
+
+The signal is honoured wherever it lands in a run's life: during training (at the end of the
+current iteration), during an evaluation inside the loop (at the end of that evaluation), or
+after the loop, during the final evaluation, the 10-crop test or the layer responses (when
+that step ends). Under DDP the signal may reach one process only (SLURM signals the batch
+step, a user one pid), and every process must stop at the same iteration, or the checkpoint
+save (a collective) deadlocks: the processes decide together, each iteration, whether any of
+them received it (one all-reduce of a flag, as Lightning's own SIGTERM handling broadcasts
+one every step). A single-device run reads its own flag: no collective, no device read.
+"""
 
 from __future__ import annotations
 
@@ -20,28 +30,62 @@ class RunInterrupted(RuntimeError):
 
 
 class PreemptionCheckpoint(pl.Callback):
+    """Receives the pre-emption signals for the whole run (``install()`` ... ``restore()``)
+    and stops it, all processes together, with a checkpoint (``stop_if_received``)."""
+
     def __init__(self, checkpoint_path: str | Path):
         self.checkpoint_path = Path(checkpoint_path)
         self.received: signal.Signals | None = None
         self._previous: dict = {}
 
     def _handler(self, signum, frame) -> None:
-        self.received = signal.Signals(signum)  # acted on at the end of the current iteration
+        self.received = signal.Signals(signum)  # acted on where the run can stop cleanly
 
-    def on_train_start(self, trainer, pl_module) -> None:
-        # Registered here, after Lightning installed its own SIGTERM handler at the start of
-        # fit, and replacing it: Lightning would otherwise stop the run at its next check
-        # (a SystemExit with status 0) without a checkpoint, racing with this callback.
+    def _register(self) -> None:
         if threading.current_thread() is threading.main_thread():  # signals can only be set there
             for sig in SIGNALS:
-                self._previous[sig] = signal.signal(sig, self._handler)
+                previous = signal.signal(sig, self._handler)
+                self._previous.setdefault(sig, previous)
 
-    def teardown(self, trainer, pl_module, stage: str) -> None:
-        for sig, previous in self._previous.items():
-            signal.signal(sig, previous)
+    def install(self) -> None:
+        """From now until ``restore()``: resdeg.train calls it before training and restores after
+        the final evaluation, so a signal is never the default (the process killed, the record
+        left ``running``)."""
+        self._register()
+
+    def restore(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            for sig, previous in self._previous.items():
+                signal.signal(sig, previous)
         self._previous.clear()
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        if self.received is not None:
+    # Lightning installs its own SIGTERM handler at the start of every fit, validate and test:
+    # it would stop this process alone (a SIGTERMException at its next batch) while the other
+    # processes wait in a collective. Ours replaces it as each starts.
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._register()
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        self._register()
+
+    def on_test_start(self, trainer, pl_module) -> None:
+        self._register()
+
+    def received_anywhere(self, trainer) -> bool:
+        """Whether any process received a signal: the same answer on every process."""
+        local = self.received is not None
+        if trainer.world_size > 1:
+            return bool(trainer.strategy.reduce_boolean_decision(local, all=False))
+        return local
+
+    def stop_if_received(self, trainer) -> None:
+        """Save last.ckpt and raise RunInterrupted on every process if any received a signal.
+        Called by every process at the same points: each iteration's end, and after each step
+        of the run that follows the loop."""
+        if self.received_anywhere(trainer):
             trainer.save_checkpoint(self.checkpoint_path)
-            raise RunInterrupted(trainer.global_step, self.received.name, self.checkpoint_path)
+            name = self.received.name if self.received is not None else "a signal to another process"
+            raise RunInterrupted(trainer.global_step, name, self.checkpoint_path)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        self.stop_if_received(trainer)
