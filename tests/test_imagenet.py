@@ -249,6 +249,18 @@ def test_ddp_on_cpu_with_two_processes_keeps_the_global_batch_and_two_jobs_of_a_
         assert round(record["final"]["val_error"] * 6 / 100, 6) == round(record["final"]["val_error"] * 6 / 100)
 
 
+def test_decoding_workers_come_from_the_cores_each_process_may_use():
+    from resdeg.data.imagenet import decoding_workers
+
+    # Lightning's launcher: 8 GPU processes share a 64-core node, all seeing its 64 cores
+    assert decoding_workers(64, 8, None)[0] == 7
+    # srun with task binding: each task's affinity is already its own 8 cores (was 8 // 8 - 1 -> 1 worker)
+    assert decoding_workers(8, 8, "8")[0] == 7
+    # srun without binding: the task sees the node but SLURM gave it 8 cores
+    assert decoding_workers(64, 8, "8")[0] == 7
+    assert decoding_workers(2, 4, None)[0] == 1  # never fewer than one
+
+
 def test_plateau_schedule_divides_by_ten_when_the_error_stops_improving():
     from resdeg.training.schedule import PlateauSchedule
 

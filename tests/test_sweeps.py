@@ -208,6 +208,7 @@ def test_slurm_launcher_composes_with_the_documented_keys(tmp_path):
     assert launcher["_target_"].endswith("SlurmLauncher")
     assert launcher["partition"] == "gpu" and launcher["gpus_per_node"] == 2 and launcher["tasks_per_node"] == 2
     assert launcher["timeout_min"] == 240 and launcher["array_parallelism"] == 16 and launcher["signal_delay_s"] == 120
+    assert launcher["cpus_per_task"] == 8 and launcher["mem_gb"] == 64  # 32 GB per GPU of the node
     assert launcher["submitit_folder"] == str(tmp_path / "experiments" / "slurm" / "%j")
     # a dry instantiation: the plugin accepts every key
     slurm = instantiate(cfg.hydra.launcher)
@@ -260,3 +261,30 @@ def test_relaunched_sweep_skips_the_finished_run_resumes_the_killed_one_and_star
     assert "resumed_at_iterations" not in by_seed[2]  # the missing run started from scratch
     history = pd.read_csv(next((tmp_path / "results").rglob("*seed1*/history.csv")))
     assert history.query("split == 'train' and metric == 'error'").iteration.tolist() == list(range(5, 45, 5))
+
+
+def test_a_sweep_job_that_cannot_run_lets_the_next_job_run_and_the_sweep_exits_2(cifar_root, tmp_path):
+    """Job 0's run is being trained by another live process (its lock is held here): job 0
+    reports it, job 1 still trains to a complete record, and the sweep's exit status (2) and
+    last lines say that a job did not complete."""
+    from hydra import compose, initialize_config_dir
+
+    from resdeg.record.identity import run_identity
+    from resdeg.record.layout import RunFolders
+    from resdeg.record.lock import RunLock
+
+    overrides = ["model.depth=8", *TINY, *paths(tmp_path)]
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[*overrides, "seed=0", f"data.root={cifar_root}"])
+    locked = RunFolders.of(cfg, run_identity(cfg)).record
+    lock = RunLock(locked)
+    lock.acquire()
+    try:
+        result = run_cli("--multirun", "seed=0,1", *overrides, env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    finally:
+        lock.release()
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output[-3000:]
+    assert "being trained right now" in output and "1 job(s) of this sweep did not complete" in output
+    runs = summaries(tmp_path)
+    assert [(r["seed"], r["status"]) for r in runs.values()] == [(1, "complete")]

@@ -11,6 +11,11 @@ class ResdegError(Exception):
     """
 
 
+class RunStopped(ResdegError):
+    """A run stopped from outside (SIGTERM, SIGUSR1, Ctrl-C), its record interrupted and its
+    checkpoint saved: a sweep stops with it, where another job's error lets the sweep go on."""
+
+
 # Config resolvers (a share of the run's iterations, the number of parallel jobs of a sweep)
 # must exist before Hydra resolves a config, in the launching process and in every parallel
 # worker. Registering them loads nothing else of the package.

@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from hydra.experimental.callback import Callback
 
 log = logging.getLogger("resdeg")
 
@@ -187,6 +188,39 @@ def ddp_job(cfg):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+# jobs of a multirun that did not complete, one line each, in the sweep's folder
+NOT_COMPLETE_FILE = "jobs_not_complete.txt"
+
+
+def note_job_not_complete(error: Exception) -> bool:
+    """In a job of a multirun, note that it did not complete (and why) for the sweep's end;
+    False outside a multirun, where the error ends the process at once."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return False
+    hydra_cfg = HydraConfig.get()
+    folder = Path(hydra_cfg.sweep.dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    line = f"job {hydra_cfg.job.num} ({' '.join(hydra_cfg.overrides.task)}): {error}".replace("\n", " ")
+    with open(folder / NOT_COMPLETE_FILE, "a") as f:  # one short append per job: whole lines under joblib too
+        f.write(line + "\n")
+    return True
+
+
+class SweepOutcome(Callback):
+    """At the end of a multirun: name the jobs that did not complete and exit with status 2,
+    so a script or CI running the sweep sees it (a diverged run is a result, not counted)."""
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        path = Path(config.hydra.sweep.dir) / NOT_COMPLETE_FILE
+        lines = path.read_text().splitlines() if path.is_file() else []
+        if lines:
+            log.error(f"{len(lines)} job(s) of this sweep did not complete (listed in {path}):\n  " + "\n  ".join(lines))
+            sys.exit(2)
 
 
 if __name__ == "__main__":  # `python -m resdeg.launch`: the Makefile's LAUNCHER=auto

@@ -16,6 +16,12 @@ def percent_of(percent: float, total: int) -> int:
     return max(1, round(float(total) * float(percent) / 100))
 
 
+def times(a: float, b: float) -> int | float:
+    """``a`` times ``b``: lets a config size one value by another (the SLURM memory by the GPUs)."""
+    product = float(a) * float(b)
+    return int(product) if product.is_integer() else product
+
+
 def _parallel_jobs(runs_per_gpu, cpu_jobs: int, results: str = "results") -> int:
     from pathlib import Path
 
@@ -30,7 +36,7 @@ def _imagenet_paper_option(depth: int) -> str:
     return imagenet_paper_option(depth)
 
 
-RESOLVERS = {"percent_of": percent_of, "resdeg_parallel_jobs": _parallel_jobs,
+RESOLVERS = {"percent_of": percent_of, "times": times, "resdeg_parallel_jobs": _parallel_jobs,
              "imagenet_paper_option": _imagenet_paper_option}
 
 

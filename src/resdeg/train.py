@@ -21,7 +21,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from resdeg import ResdegError
+from resdeg import ResdegError, RunStopped
 from resdeg.build import build_parts, build_trainer, eager, instantiate, run_callbacks
 from resdeg.config_checks import check_config
 from resdeg.console import quiet_libraries, run_ended, run_started
@@ -137,7 +137,7 @@ def _fit_and_record(cfg: DictConfig, identity: dict, folders: RunFolders, decisi
         return recorder.summary
     except RunInterrupted as exc:
         _finish(recorder, loggers, "interrupted", message=str(exc), interrupted_at=exc.iteration)
-        raise ResdegError(f"{identity['name']}: {exc}; run the same command again to resume it") from None
+        raise RunStopped(f"{identity['name']}: {exc}; run the same command again to resume it") from None
     except (KeyboardInterrupt, SystemExit) as exc:
         # Ctrl-C: Lightning catches the KeyboardInterrupt, marks the trainer interrupted and exits(1)
         if not (isinstance(exc, KeyboardInterrupt) or trainer.interrupted):
@@ -145,7 +145,7 @@ def _fit_and_record(cfg: DictConfig, identity: dict, folders: RunFolders, decisi
             raise
         _finish(recorder, loggers, "interrupted", message=f"Ctrl-C at iteration {trainer.global_step}",
                 interrupted_at=trainer.global_step)
-        raise ResdegError(f"{identity['name']}: stopped by Ctrl-C at iteration {trainer.global_step}; run the same "
+        raise RunStopped(f"{identity['name']}: stopped by Ctrl-C at iteration {trainer.global_step}; run the same "
                           "command again to resume it from its last checkpoint") from None
     except BaseException as exc:
         _finish(recorder, loggers, "failed", message=f"{type(exc).__name__}: {exc}")
@@ -154,7 +154,7 @@ def _fit_and_record(cfg: DictConfig, identity: dict, folders: RunFolders, decisi
         preemption.restore()
     if trainer.global_step < protocol.iterations:  # Lightning stopped early (e.g. Ctrl-C)
         _finish(recorder, loggers, "interrupted", message=f"stopped at iteration {trainer.global_step}")
-        raise ResdegError(f"{identity['name']} stopped at iteration {trainer.global_step}; record: {folders.record}")
+        raise RunStopped(f"{identity['name']} stopped at iteration {trainer.global_step}; record: {folders.record}")
 
     final = final_errors(recorder.last_metrics)
     _finish(recorder, loggers, "complete", final=final, train_seconds=round(time.monotonic() - started, 1),
@@ -241,12 +241,17 @@ def _finish(recorder, loggers, status: str, **fields) -> None:
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
+    from resdeg.launch import note_job_not_complete
+
     quiet_libraries()
     try:
         train(cfg)
     except ResdegError as exc:
         log.error(f"error: {exc}")
-        sys.exit(2)
+        # one job of a sweep that cannot run (locked, data missing...) lets the others go on, and
+        # the sweep exits 2 at its end (resdeg.launch.SweepOutcome); a stopped run stops the sweep
+        if isinstance(exc, RunStopped) or not note_job_not_complete(exc):
+            sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -133,6 +133,24 @@ def list_tree(root: Path, num_classes: int) -> None:
                           f"set data.num_classes={len(classes['train'])} (the model's output follows it) or fix the tree")
 
 
+def decoding_workers(affinity_cores: int, local_processes: int, slurm_cpus_per_task: str | None) -> tuple[int, str]:
+    """DataLoader workers of one training process, from the cores it may use, and why.
+
+    JPEG decoding is the ImageNet input's cost (about 300 images/s per core): every core a
+    process may use but one (its own training loop) decodes. Under SLURM a task is given
+    SLURM_CPUS_PER_TASK cores of its own (and task binding makes them its whole affinity): they
+    are this process's alone. Otherwise the processes of the node (Lightning's launcher, or
+    torchrun, one per GPU) share its cores, so each takes its part.
+    """
+    if slurm_cpus_per_task:
+        cores = min(affinity_cores, int(slurm_cpus_per_task))
+        why = f"{cores} cores of this SLURM task, one kept for training"
+    else:
+        cores = affinity_cores // max(1, local_processes)
+        why = f"{affinity_cores} cores shared by {local_processes} process(es) on this node, one each kept for training"
+    return max(1, cores - 1), why
+
+
 class ImageNetDataModule(pl.LightningDataModule):
     input_size = (3, 224, 224)
     top5 = True  # the tables give top-1 and top-5 error
@@ -174,10 +192,13 @@ class ImageNetDataModule(pl.LightningDataModule):
     def _workers(self) -> int:
         if self.num_workers is not None:
             return int(self.num_workers)
-        # all the cores this process may use, shared with the other processes on this node
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         local_processes = self.trainer.num_devices if self.trainer is not None else 1
-        return max(1, cores // max(1, local_processes) - 1)
+        workers, why = decoding_workers(cores, local_processes, os.environ.get("SLURM_CPUS_PER_TASK"))
+        if not getattr(self, "_workers_said", False) and (self.trainer is None or self.trainer.is_global_zero):
+            log.info(f"ImageNet decoding: {workers} DataLoader workers per process ({why}; data.num_workers sets it)")
+            self._workers_said = True
+        return workers
 
     def _rank_world(self) -> tuple[int, int]:
         if self.trainer is None:
