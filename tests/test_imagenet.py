@@ -161,6 +161,8 @@ def test_each_process_reads_its_own_slice_of_the_global_batch():
         (lambda root: [(root / "val").rename(root / "validation"), root][1], "imagenet/val is missing"),
         (lambda root: [(root / "val" / "n00000002").rename(root / "val" / "n00000009"), root][1], "different classes"),
         (lambda root: [[p.unlink() for p in (root / "train" / "n00000001").iterdir()], root][1], "without images"),
+        # 3 training images, a batch of 4: refused before any record is written
+        (lambda root: root, "holds 3 images, fewer than one batch of 4"),
     ],
 )
 def test_a_missing_or_malformed_tree_gives_one_clear_message(tmp_path, mutate, message):

@@ -107,13 +107,14 @@ class TrainBatchSampler:
             yield indices[self.rank * self.per_process : (self.rank + 1) * self.per_process].tolist()
 
 
-def list_tree(root: Path, num_classes: int) -> None:
-    """Check the ImageFolder layout before anything is built; one message naming the fix."""
+def list_tree(root: Path, num_classes: int) -> dict[str, int]:
+    """Check the ImageFolder layout before anything is built; one message naming the fix.
+    Returns the number of images of each split."""
     layout = ("point data.root (or RESDEG_IMAGENET_ROOT) at a folder holding train/ and val/, each with one "
               "sub-folder per class holding its images (the ImageFolder layout)")
     if not root.is_dir():
         raise ResdegError(f"no ImageNet found at {root}: {layout}")
-    classes = {}
+    classes, images = {}, {}
     for split in ("train", "val"):
         folder = root / split
         if not folder.is_dir():
@@ -121,7 +122,9 @@ def list_tree(root: Path, num_classes: int) -> None:
         classes[split] = sorted(entry.name for entry in os.scandir(folder) if entry.is_dir())
         if not classes[split]:
             raise ResdegError(f"{folder} has no class sub-folders: {layout}")
-        empty = [c for c in classes[split] if not any(f.lower().endswith(IMAGE_EXTENSIONS) for f in os.listdir(folder / c))]
+        counts = {c: sum(f.lower().endswith(IMAGE_EXTENSIONS) for f in os.listdir(folder / c)) for c in classes[split]}
+        images[split] = sum(counts.values())
+        empty = [c for c, count in counts.items() if not count]
         if empty:
             raise ResdegError(f"{folder} has class folders without images ({', '.join(empty[:5])}): {layout}")
     if classes["train"] != classes["val"]:
@@ -131,6 +134,7 @@ def list_tree(root: Path, num_classes: int) -> None:
     if len(classes["train"]) != num_classes:
         raise ResdegError(f"{root} has {len(classes['train'])} classes but data.num_classes={num_classes}: "
                           f"set data.num_classes={len(classes['train'])} (the model's output follows it) or fix the tree")
+    return images
 
 
 def decoding_workers(affinity_cores: int, local_processes: int, slurm_cpus_per_task: str | None) -> tuple[int, str]:
@@ -186,7 +190,11 @@ class ImageNetDataModule(pl.LightningDataModule):
     eval_split_names = ["val"]
 
     def prepare_data(self) -> None:
-        list_tree(self.root, self.num_classes)
+        images = list_tree(self.root, self.num_classes)
+        # refused here, before any record is written (resdeg.train calls this first)
+        if images["train"] < self.batch_size:
+            raise ResdegError(f"{self.root / 'train'} holds {images['train']} images, fewer than one batch of "
+                              f"{self.batch_size}: lower protocol.batch_size or add images")
 
     # -- the pieces --------------------------------------------------------------------
     def _workers(self) -> int:
