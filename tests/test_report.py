@@ -102,6 +102,18 @@ def test_verdict_when_a_deeper_resnet_is_above_beyond_the_spread(tmp_path):
     assert "do not remove it" in text and "ResNet-56 +3.0 vs ResNet-20" in text
 
 
+def test_verdict_compares_matched_depths_and_reports_deeper_resnets_beside_it(degraded):
+    """Degradation compares plain and residual nets of the same depths; a ResNet-110 with no
+    plain-110 in the set (a short run where it still lags) is said on its own line, outside it."""
+    write_run(degraded, "residual", 110, 52, 50)
+    text = degradation_verdict(load_results(degraded), "quick")
+    assert "ResNet-56 is 4.0 points below ResNet-20" in text and "Degradation reproduced, both halves" in text
+    assert "ResNet-110: 52.0%, 11.0 points above ResNet-56; one seed per net" in text
+    write_run(degraded, "plain", 110, 85, 84)  # with a plain-110 it is a matched depth, inside the verdict
+    text = degradation_verdict(load_results(degraded), "quick")
+    assert "do not remove it" in text and "ResNet-110 +11.0 vs ResNet-56" in text and "deeper than the plain nets" not in text
+
+
 def test_a_debug_run_and_a_killed_run_leave_the_sweep_report_unchanged(degraded):
     """A 30-iteration debug run under the same protocol name (another setting) and a killed
     run of the sweep's own setting change none of the sweep's figures, tables or verdict."""

@@ -1,4 +1,5 @@
-"""The degradation verdict: does the deeper plain net train worse, and do residual nets avoid it?"""
+"""The degradation verdict: does the deeper plain net train worse, and do residual nets of the
+same depths avoid it? ResNets deeper than every plain net of the set are reported beside it."""
 
 from __future__ import annotations
 
@@ -37,10 +38,26 @@ def _error_text(finals: pd.DataFrame, depth) -> str:
     return f"{row['mean']:.1f}% (seeds {row['min']:.1f}-{row['max']:.1f}, n={int(row['count'])})"
 
 
-def _compare(results: Results, kind: str, label: str) -> tuple[str, float | None, float | None, list[str]]:
-    """(line, gap deepest minus shallowest, its seed spread, deeper nets above a shallower one beyond the spread)."""
+def _complete(results: Results, kind: str) -> pd.DataFrame:
     runs = results.runs
-    done = compared(runs[(runs.arch == kind) & (runs.status == "complete")])
+    return compared(runs[(runs.arch == kind) & (runs.status == "complete")])
+
+
+def matched_depths(results: Results) -> list[int] | None:
+    """The depths trained both as plain and as residual nets. Degradation is a claim about nets
+    of the same depth ("plain and residual nets of the same depth, width and parameters"): the
+    verdict compares the two kinds over these depths. None (all depths) when fewer than two match."""
+    both = sorted(set(_complete(results, "plain").depth) & set(_complete(results, "residual").depth))
+    return both if len(both) >= 2 else None
+
+
+def _compare(results: Results, kind: str, label: str, only: list[int] | None = None
+             ) -> tuple[str, float | None, float | None, list[str]]:
+    """(line, gap deepest minus shallowest, its seed spread, deeper nets above a shallower one beyond
+    the spread), over the depths ``only`` (all complete depths when None)."""
+    done = _complete(results, kind)
+    if only is not None:
+        done = done[done.depth.isin(only)]
     depths = sorted(done.depth.unique())
     if len(depths) < 2:
         return f"- {label}: fewer than two depths complete ({', '.join(map(str, depths)) or 'none'}); no verdict.", None, None, []
@@ -80,9 +97,33 @@ SWEEP_DEPTHS = {"cifar10": (20, 32, 44, 56), "imagenet": (18, 34)}
 DATASET_TITLES = {"cifar10": "CIFAR-10", "imagenet": "ImageNet"}
 
 
+def _beyond(results: Results, matched: list[int] | None) -> str | None:
+    """A line for the ResNets deeper than any plain net of the set (ResNet-110 and 1202 beside
+    the 20-56 sweep, as in the paper's middle and right panels): not part of the plain/residual
+    comparison, since no plain net of their depth was trained here, but never left unsaid."""
+    if matched is None:
+        return None
+    done = _complete(results, "residual")
+    deeper = sorted(d for d in done.depth.unique() if d > max(matched))
+    if not deeper:
+        return None
+    finals = _finals(done)
+    errors = {d: done[done.depth == d].final_train_error.astype(float) for d in finals.index}
+    base = max(matched)
+    parts = []
+    for depth in deeper:
+        gap = finals.loc[depth, "mean"] - finals.loc[base, "mean"]
+        parts.append(f"ResNet-{depth}: {_error_text(finals, depth)}, {abs(gap):.1f} points "
+                     f"{'above' if gap > 0 else 'below'} ResNet-{base}; {_noise_words(gap, seed_spread(errors[base], errors[depth]))}")
+    return ("- ResNets deeper than the plain nets (no plain net of their depth in this set, so outside the verdict "
+            "below; the paper's Fig. 6 has ResNet-110 lowest at 64k iterations): " + "; ".join(parts) + ".")
+
+
 def degradation_verdict(results: Results, protocol: str, dataset: str = "cifar10") -> str:
-    plain_line, plain_gap, plain_spread, _ = _compare(results, "plain", "plain")
-    resnet_line, resnet_gap, resnet_spread, resnet_worse = _compare(results, "residual", "ResNet")
+    matched = matched_depths(results)
+    plain_line, plain_gap, plain_spread, _ = _compare(results, "plain", "plain", matched)
+    resnet_line, resnet_gap, resnet_spread, resnet_worse = _compare(results, "residual", "ResNet", matched)
+    beyond = _beyond(results, matched)
     notes = []
     if plain_gap is None or resnet_gap is None:
         conclusion = "Not enough complete runs for a verdict."
@@ -106,7 +147,7 @@ def degradation_verdict(results: Results, protocol: str, dataset: str = "cifar10
     missing = _missing(results, SWEEP_DEPTHS.get(dataset, ()))
     return "\n".join([
         f"# Degradation verdict ({DATASET_TITLES.get(dataset, dataset)}, protocol '{protocol}')", "", plain_line,
-        resnet_line, "", f"**{conclusion}**",
+        resnet_line, *([beyond] if beyond else []), "", f"**{conclusion}**",
         *([""] + notes if notes else []),
         *([""] + [f"Missing from the sweep: {missing}."] if missing else []),
     ]) + "\n"
