@@ -249,6 +249,7 @@ def concurrency(check: Check, clock: Clock) -> None:
         if clock.left() < 30 + 5 * runs:
             check.add("concurrency", "skipped", "", note="out of the time budget (--budget-s)", runs=runs, **keys)
             continue
+        workers = []
         try:
             with tempfile.TemporaryDirectory() as barrier:
                 spec = dict(arch=arch, depth=depth, overrides=check.overrides(), warmup=plan.warmup,
@@ -259,6 +260,11 @@ def concurrency(check: Check, clock: Clock) -> None:
         except Exception as exc:  # noqa: BLE001
             check.add("concurrency", "error", "", note=f"{type(exc).__name__}: {exc}"[:300], runs=runs, **keys)
             continue
+        finally:
+            for worker in workers:  # none outlives its measurement (one failed or ran out of time)
+                if worker.poll() is None:
+                    worker.kill()
+                    worker.communicate()
         began = min(r["harness"]["timed_from"] for r in results)
         ended = max(r["harness"]["timed_until"] for r in results)
         images = runs * plan.concurrency_iterations * plan.batch_size
