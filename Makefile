@@ -50,7 +50,8 @@ HYDRA_LAUNCHER_local := basic
 HYDRA_LAUNCHER_parallel := parallel
 HYDRA_LAUNCHER_slurm := slurm
 # expanded only when a sweep runs (after setup): auto asks resdeg.launch whether a GPU is present
-CHOSEN_LAUNCHER = $(if $(filter auto,$(LAUNCHER)),$(shell $(PY) -m resdeg.launch),$(LAUNCHER))
+# (before the first set-up, as under `make -n`, there is no .venv to ask: local)
+CHOSEN_LAUNCHER = $(if $(filter auto,$(LAUNCHER)),$(or $(shell $(PY) -m resdeg.launch 2>/dev/null),local),$(LAUNCHER))
 SWEEP_ARGS = --multirun hydra/launcher=$(or $(HYDRA_LAUNCHER_$(CHOSEN_LAUNCHER)),$(error LAUNCHER=$(LAUNCHER) is unknown: use auto, local, parallel or slurm)) \
 	launch.runs_per_gpu=$(RUNS_PER_GPU) logger=$(LOGGER) seed=$(SEEDS) $(if $(filter 1 true yes,$(FORCE)),force=true)
 
