@@ -39,7 +39,7 @@ def srun(overrides: list[str], job_id: int, tasks: int = 2, timeout: int = 240) 
                "SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank), "SLURM_NODEID": "0", "SLURM_NTASKS": str(tasks),
                "SLURM_NTASKS_PER_NODE": str(tasks), "SLURM_NNODES": "1", "SLURM_JOB_NAME": "resdeg-test",
                "SLURM_NODELIST": "127.0.0.1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"}
-        for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "RESDEG_RESUME_CHECKPOINT"):
+        for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "RESDEG_RUN_DECISION"):
             env.pop(key, None)
         processes.append(subprocess.Popen([sys.executable, "-m", "resdeg.train", *overrides], cwd=REPO, env=env,
                                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))

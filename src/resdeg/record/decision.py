@@ -31,7 +31,7 @@ from resdeg.record.schema import read_summary
 log = logging.getLogger("resdeg")
 
 # Set by the first process of a DDP run for the processes Lightning starts after it.
-RESUME_ENV = "RESDEG_RESUME_CHECKPOINT"
+DECISION_ENV = "RESDEG_RUN_DECISION"  # "<action>:<checkpoint>"
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def decide(folders: RunFolders, name: str, force: bool, rank: int = 0,
     decision = _decide(folders, name, force, previous)
     if rank > 0:
         return decision
-    os.environ[RESUME_ENV] = f"{decision.action}:{decision.checkpoint or ''}"
+    os.environ[DECISION_ENV] = f"{decision.action}:{decision.checkpoint or ''}"
     key = launch_key()
     if key and folders.decisions is not None:
         from resdeg.record.schema import write_atomic
@@ -90,7 +90,7 @@ def decide(folders: RunFolders, name: str, force: bool, rank: int = 0,
 def _handed_decision(folders: RunFolders, name: str, rank: int, previous: dict | None, timeout_s: float) -> Decision | None:
     """The first process's decision: from the environment (Lightning's launcher started this
     process after deciding) or from its file (srun, torchrun); None where neither applies."""
-    handed = os.environ.get(RESUME_ENV)
+    handed = os.environ.get(DECISION_ENV)
     key = launch_key()
     if handed is not None:
         action, _, checkpoint = handed.partition(":")
