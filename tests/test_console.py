@@ -10,7 +10,8 @@ from resdeg.training.progress import IterationProgressBar, IterationProgressLine
 
 def test_a_short_run_prints_each_line_once_and_no_library_noise(cifar_root, tmp_path):
     result = run_cli("model.depth=8", "protocol=cifar_quick", "protocol.iterations=8", "protocol.batch_size=32",
-                     "protocol.schedule.warmup_iterations=2", "protocol.checkpoint_every=8", "data.eval_batch_size=1000",
+                     "protocol.schedule.warmup_iterations=2", "protocol.checkpoint_every=8", "protocol.eval_every=8",
+                     "data.eval_batch_size=1000",
                      f"data.root={cifar_root}", f"paths.results={tmp_path / 'r'}", f"paths.experiments={tmp_path / 'e'}")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     # Hydra stamps each log line with the time; the same message twice is a duplicated handler

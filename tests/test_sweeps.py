@@ -22,6 +22,7 @@ TINY = [
     "protocol.eval_every=6",
     "protocol.schedule.warmup_iterations=3",
     "data.eval_batch_size=1000",
+    "layer_responses=false",  # Fig. 7's pass over the test set: tested in test_report, not needed here
 ]
 
 
@@ -229,7 +230,8 @@ def test_makefile_selects_launchers_logger_seeds_and_force():
 def test_relaunched_sweep_skips_the_finished_run_resumes_the_killed_one_and_starts_the_missing_one(cifar_root, tmp_path):
     sweep = ["--multirun", "model.depth=8", "seed=0,1,2", "protocol=cifar_quick", "protocol.batch_size=32",
              "protocol.iterations=40", "protocol.log_every=5", "protocol.eval_every=40", "protocol.checkpoint_every=5",
-             "protocol.schedule.warmup_iterations=5", "data.eval_batch_size=1000", *paths(tmp_path)]
+             "protocol.schedule.warmup_iterations=5", "data.eval_batch_size=1000", "layer_responses=false",
+             *paths(tmp_path)]
     env = {**os.environ, "RESDEG_CIFAR_ROOT": str(cifar_root), "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen([sys.executable, "-m", "resdeg.train", *sweep], cwd=REPO, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)

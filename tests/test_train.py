@@ -32,6 +32,7 @@ def test_short_real_training_run_learns(cifar_root, tmp_path):
         "protocol.schedule.milestones=[200,250]",
         "protocol.log_every=50",
         "protocol.eval_every=300",
+        "layer_responses=false",
         f"data.root={cifar_root}",
         f"paths.results={tmp_path / 'results'}",
         f"paths.experiments={tmp_path / 'experiments'}",
@@ -63,6 +64,7 @@ def test_sweep_over_two_configs_writes_two_complete_records(cifar_root, tmp_path
         "protocol.eval_every=6",
         "protocol.schedule.warmup_iterations=3",
         "data.eval_batch_size=1000",
+        "layer_responses=false",
         f"paths.results={tmp_path / 'results'}",
         f"paths.experiments={tmp_path / 'experiments'}",
     ]
