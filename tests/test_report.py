@@ -74,6 +74,14 @@ def test_verdict_with_one_seed_says_the_noise_is_unknown(degraded):
     assert "Degradation reproduced, both halves" in text
 
 
+def test_verdict_names_the_net_that_has_one_seed_when_the_other_has_several(degraded):
+    """The CPU study's case: plain-20 with two seeds, plain-56 with one."""
+    write_run(degraded, "plain", 20, 60, 55, seed=1)
+    text = degradation_verdict(load_results(degraded), "quick")
+    assert "plain-56 has one seed, so the seed noise of this gap is unknown" in text
+    assert "one seed per net" in text  # the ResNets: one seed each
+
+
 def test_verdict_with_seeds_weighs_each_gap_against_their_spread(tmp_path):
     # plain: 20 -> 57/59, 56 -> 78/80 (gap 21, spread 2); ResNet: 20 -> 45/47, 56 -> 46/47.5 (gap +0.75, spread 2)
     for seed, shift in ((0, 0.0), (1, 2.0)):
@@ -114,7 +122,7 @@ def test_verdict_compares_matched_depths_and_reports_deeper_resnets_beside_it(de
     assert "do not remove it" in text and "ResNet-110 +11.0 vs ResNet-56" in text and "deeper than the plain nets" not in text
 
 
-def test_a_debug_run_and_a_killed_run_leave_the_sweep_report_unchanged(degraded):
+def test_a_debug_run_and_a_killed_run_leave_the_sweep_report_unchanged(degraded, capsys):
     """A 30-iteration debug run under the same protocol name (another setting) and a killed
     run of the sweep's own setting change none of the sweep's figures, tables or verdict."""
     assert report_main(["all", "--results", str(degraded)]) == 0
@@ -125,6 +133,8 @@ def test_a_debug_run_and_a_killed_run_leave_the_sweep_report_unchanged(degraded)
     after = {p.name: p.read_bytes() for p in (degraded / "tables").iterdir()}
     for name, text in before.items():
         assert after[name] == text, name
+    # the killed run is named, never silently dropped
+    assert "left out, not complete: plain-56_seed3" in capsys.readouterr().err
     # the debug run gets a set of its own, named by its setting
     assert "fewer than two depths complete (20)" in (degraded / "tables" / "degradation_verdict_quick_debug.md").read_text()
     assert (degraded / "figures" / "fig6_cifar10_quick_debug.png").is_file()
@@ -248,6 +258,12 @@ def test_fig6_as_the_paper_draws_it_three_panels_with_resnet110_and_1202(tmp_pat
                                                    "ResNet-110 vs ResNet-1202 on CIFAR-10"]
     assert [len(ax.lines) for ax in fig.axes] == [8, 10, 4]  # (training, test) per depth
     assert [t.get_text() for t in fig.axes[2].get_legend().get_texts()] == ["ResNet-110", "ResNet-1202"]
+    assert not fig.axes[2].texts
+    plt.close(fig)
+    # without ResNet-1202 (a CPU set) the third panel says so, never silently half-empty
+    (one,) = [s for s in report_sets(load_results(tmp_path), "cifar10")]
+    fig = fig6(one.results.where(one.results.runs.depth != 1202), "paper")
+    assert [t.get_text() for t in fig.axes[2].texts] == ["no complete run in this set: ResNet-1202"]
     plt.close(fig)
     table = table6(sets[0].results, "paper").set_index("method")
     assert table.loc["ResNet-110", "test error % (ours)"] == "8.00 (8.50±0.71)" and table.loc["ResNet-1202", "runs"] == 1

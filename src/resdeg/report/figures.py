@@ -68,6 +68,7 @@ def _axes_style(ax, protocol: str, x_label: str, xlim=FIG6_XLIM, ylim=FIG6_YLIM)
 
 # Fig. 6's third panel: "ResNet-110 vs ResNet-1202" (the paper's nets of over 1000 layers)
 DEEP_PANEL_DEPTHS = (110, 1202)
+DEEP_PANEL_TITLE = "ResNet-110 vs ResNet-1202"
 VERY_DEEP = 1202
 
 
@@ -82,7 +83,7 @@ def _kind_panels(results: Results, protocol: str, dataset_title: str, eval_split
     panels = [("plain", PANEL_TITLES["plain"], None), ("residual", PANEL_TITLES["residual"], None)]
     if deep_panel and residual.depth.isin(DEEP_PANEL_DEPTHS).any():
         panels = [panels[0], ("residual", PANEL_TITLES["residual"], lambda d: d < VERY_DEEP),
-                  ("residual", "ResNet-110 vs ResNet-1202", lambda d: d in DEEP_PANEL_DEPTHS)]
+                  ("residual", DEEP_PANEL_TITLE, lambda d: d in DEEP_PANEL_DEPTHS)]
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.3), sharey=True)
     for ax, (kind, title, depths) in zip(axes, panels):
         kind_runs = compared(runs[runs.arch == kind])
@@ -94,6 +95,11 @@ def _kind_panels(results: Results, protocol: str, dataset_title: str, eval_split
             plot_with_range(ax, mean_curve(results, of_depth, "train"), scale, color=colour, **train_style)
             plot_with_range(ax, mean_curve(results, of_depth, eval_split), scale, linestyle="-", color=colour,
                             linewidth=eval_width, label=f"{KIND_TITLES[kind]}-{depth}")
+        if title == DEEP_PANEL_TITLE:  # a panel of two nets says which one the set lacks
+            missing = [f"ResNet-{d}" for d in DEEP_PANEL_DEPTHS if d not in set(kind_runs.depth)]
+            if missing:
+                ax.text(0.03, 0.03, f"no complete run in this set: {', '.join(missing)}", transform=ax.transAxes,
+                        fontsize=8, color="#555555")
         ax.set_title(f"{title} on {dataset_title}")
         _axes_style(ax, protocol, x_label, xlim, ylim)
         if ax.lines:

@@ -77,7 +77,7 @@ def report_sets(results: Results, dataset: str, protocol: str | None = None) -> 
         # runs not complete are named in the notes of the main set of their protocol name
         unfinished = of_dataset[~complete & (of_dataset.protocol.isin(s.results.runs.protocol.unique()))]
         if s.label == s.protocol:
-            s.notes += [f"left out, not complete: {r.run_id} ({r.status} at iteration {r.iteration})"
+            s.notes += [f"left out, not complete: {r.run_id} ({r.status}, history to iteration {r.iteration})"
                         for r in unfinished.itertuples()]
         if len(taken[s.protocol]) > 1:
             others = ", ".join(label for label in taken[s.protocol] if label != s.label)

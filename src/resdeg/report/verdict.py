@@ -23,8 +23,12 @@ def seed_spread(*errors: pd.Series) -> float | None:
     return float(max(e.max() - e.min() for e in errors))
 
 
-def _noise_words(gap: float, spread: float | None) -> str:
+def _noise_words(gap: float, spread: float | None, one_seed: list[str]) -> str:
+    """How the gap compares with the seed spread; ``one_seed`` names the compared nets trained
+    with a single seed (the spread is unknown when any is)."""
     if spread is None:
+        if len(one_seed) == 1:  # the other net has seeds: say which net lacks them
+            return f"{one_seed[0]} has one seed, so the seed noise of this gap is unknown"
         return "one seed per net, so the seed noise is unknown"
     if abs(gap) > spread:
         return f"the gap exceeds the spread across seeds ({spread:.1f} points)"
@@ -83,11 +87,12 @@ def _compare(results: Results, kind: str, label: str, only: list[int] | None = N
             if pair_gap > (seed_spread(errors[shallower], errors[deeper]) or 0.0):
                 worse.append(f"{label}-{deeper} {pair_gap:+.1f} vs {label}-{shallower}")
     order = ", ".join(f"{label}-{d}: {_error_text(finals, d)}" for d in depths)
+    one_seed = [f"{label}-{d}" for d in (shallow, deep) if len(errors[d]) < 2]
     line = (
         f"- {label}: final training error {order}. {label}-{deep} is "
         f"{abs(gap):.1f} points {'above' if gap > 0 else 'below'} {label}-{shallow}"
         + (f", and above it at {int(above.sum())} of {len(common)} logged iterations (continuously from iteration {since})" if since is not None else "")
-        + f"; {_noise_words(gap, spread)}."
+        + f"; {_noise_words(gap, spread, one_seed)}."
     )
     return line, float(gap), spread, worse
 
@@ -113,8 +118,10 @@ def _beyond(results: Results, matched: list[int] | None) -> str | None:
     parts = []
     for depth in deeper:
         gap = finals.loc[depth, "mean"] - finals.loc[base, "mean"]
+        noise = _noise_words(gap, seed_spread(errors[base], errors[depth]),
+                             [f"ResNet-{d}" for d in (base, depth) if len(errors[d]) < 2])
         parts.append(f"ResNet-{depth}: {_error_text(finals, depth)}, {abs(gap):.1f} points "
-                     f"{'above' if gap > 0 else 'below'} ResNet-{base}; {_noise_words(gap, seed_spread(errors[base], errors[depth]))}")
+                     f"{'above' if gap > 0 else 'below'} ResNet-{base}; {noise}")
     return ("- ResNets deeper than the plain nets (no plain net of their depth in this set, so outside the verdict "
             "below; the paper's Fig. 6 has ResNet-110 lowest at 64k iterations): " + "; ".join(parts) + ".")
 
