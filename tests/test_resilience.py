@@ -81,6 +81,9 @@ def test_sigkill_mid_epoch_then_resume_matches_the_uninterrupted_twin(cifar_root
     resumed = run_cli(*SHORT, *paths(victim), env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert "resuming at iteration" in resumed.stdout + resumed.stderr
+    # Lightning's resume warnings, false for this harness (console.quiet_libraries), are not printed
+    assert "not resumable" not in resumed.stdout + resumed.stderr
+    assert "exists and is not empty" not in resumed.stdout + resumed.stderr
     summary = json.loads((only_record(victim) / "summary.json").read_text())
     # last.ckpt is written just after the step file, so the kill may find it one checkpoint back (4)
     assert summary["status"] == "complete" and 4 <= summary["resumed_at_iterations"][0] <= killed["iteration"] + 4
