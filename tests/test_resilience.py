@@ -164,6 +164,28 @@ def test_a_stopped_run_is_recorded_interrupted_and_says_how_to_resume(cifar_root
         assert list((tmp_path / "experiments" / "checkpoints").rglob("last.ckpt"))
 
 
+def test_a_run_stopped_before_its_first_periodic_checkpoint_keeps_one_last_ckpt_when_resumed(cifar_root, tmp_path):
+    """SIGTERM at iteration ~5, before the checkpoint of 12: last.ckpt is the pre-emption one.
+    The resumed run's checkpoints then overwrite it (never a last-v1.ckpt beside a stale
+    last.ckpt, which the next resume would have taken)."""
+    process = start_run(tmp_path, cifar_root, "protocol.checkpoint_every=12")
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        line = process.stdout.readline()
+        if "it 5/24" in line or not line:
+            break
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=120)[0]
+    assert process.returncode == 2, output[-3000:]
+    interrupted_at = json.loads((only_record(tmp_path) / "summary.json").read_text())["interrupted_at"]
+    assert interrupted_at < 12
+    resumed = run_cli(*SHORT, *paths(tmp_path), "protocol.checkpoint_every=12", env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-3000:]
+    assert f"resuming at iteration {interrupted_at}" in resumed.stdout + resumed.stderr
+    names = sorted(p.name for p in (tmp_path / "experiments" / "checkpoints").rglob("*.ckpt"))
+    assert names == ["epoch=0-step=24.ckpt", "last.ckpt"], names  # the latest periodic one and last
+
+
 def test_nan_loss_marks_the_run_diverged_and_the_sweep_goes_on(cifar_root, tmp_path):
     # lr 1e8 makes the loss of the first run overflow for real; the second run is sane
     result = run_cli("--multirun", *SHORT, *paths(tmp_path), "protocol.iterations=10",

@@ -108,7 +108,11 @@ def run_callbacks(cfg: DictConfig, run_name: str, checkpoints, stream=None) -> l
 
     return [
         progress_callback(run_name, every=cfg.protocol.log_every, stream=stream, parallel=parallel_job()[0]),
-        ModelCheckpoint(dirpath=checkpoints, every_n_train_steps=cfg.protocol.checkpoint_every, save_last=True),
+        # one last.ckpt per run, always the newest: without enable_version_counter=False a run
+        # resumed from a pre-emption checkpoint (saved before any periodic one) wrote last-v1.ckpt
+        # beside a stale last.ckpt, and the next resume went back to the stale one
+        ModelCheckpoint(dirpath=checkpoints, every_n_train_steps=cfg.protocol.checkpoint_every, save_last=True,
+                        enable_version_counter=False),
         PreemptionCheckpoint(Path(checkpoints) / "last.ckpt"),
     ]
 
