@@ -14,6 +14,7 @@ BAD = [
     ("trainer.precision=fp17", "trainer.precision='fp17' is unknown: choose one of"),
     ("seed=abc", "seed='abc' is not an integer"),
     ("model.depth=abc", "model.depth='abc' is not an integer"),
+    ("checkpoint_minutes=-1", "checkpoint_minutes=-1 must be a number of minutes of at least 0"),
 ]
 
 

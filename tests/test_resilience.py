@@ -186,6 +186,30 @@ def test_a_run_stopped_before_its_first_periodic_checkpoint_keeps_one_last_ckpt_
     assert names == ["epoch=0-step=24.ckpt", "last.ckpt"], names  # the latest periodic one and last
 
 
+def test_a_kill_without_warning_costs_at_most_checkpoint_minutes(cifar_root, tmp_path, twin_history):
+    """checkpoint_minutes=0 writes last.ckpt at every iteration's end. With no periodic
+    checkpoint in the run (checkpoint_every=100 > 24 iterations), a SIGKILL at iteration 10
+    resumes from where it was killed (at most one iteration back), not from scratch, and writes its twin's history."""
+    extra = ("protocol.checkpoint_every=100", "checkpoint_minutes=0")
+    process = start_run(tmp_path, cifar_root, *extra)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        line = process.stdout.readline()
+        if "it 10/24" in line or not line:
+            break
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    resumed = run_cli(*SHORT, *paths(tmp_path), *extra, env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-3000:]
+    summary = json.loads((only_record(tmp_path) / "summary.json").read_text())
+    # iteration 10 is printed before its checkpoint is written: the kill may find the one of 9
+    assert summary["status"] == "complete" and summary["resumed_at_iterations"][0] >= 9, summary
+    names = sorted(p.name for p in (tmp_path / "experiments" / "checkpoints").rglob("*.ckpt"))
+    assert names == ["last.ckpt"], names  # saved by time only, one file
+    got = pd.read_csv(only_record(tmp_path) / "history.csv")
+    pd.testing.assert_frame_equal(got.sort_values(["iteration", "split", "metric"]).reset_index(drop=True), twin_history)
+
+
 def test_nan_loss_marks_the_run_diverged_and_the_sweep_goes_on(cifar_root, tmp_path):
     # lr 1e8 makes the loss of the first run overflow for real; the second run is sane
     result = run_cli("--multirun", *SHORT, *paths(tmp_path), "protocol.iterations=10",

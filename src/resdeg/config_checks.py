@@ -57,6 +57,11 @@ def check_config(cfg: DictConfig) -> None:
     for key in ("log_every", "eval_every", "checkpoint_every"):
         if key in protocol:
             _integer(cfg, f"protocol.{key}", 1)
+    minutes = cfg.get("checkpoint_minutes")
+    if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, (int, float))
+                                or not math.isfinite(minutes) or minutes < 0):
+        raise ResdegError(f"checkpoint_minutes={minutes!r} must be a number of minutes of at least 0 "
+                          "(e.g. checkpoint_minutes=10), or null for checkpoints by iteration only")
     _positive_number(cfg, "protocol.schedule.base_lr")
     for key in ("warmup_lr", "gamma"):
         if key in protocol.schedule:
