@@ -13,6 +13,7 @@
 #   make train ARGS="model.arch=plain model.depth=56"   one run, any Hydra overrides
 #   make test                          the test suite (CPU, about 15 minutes on 2 cores)
 #   make figures / make tables / make report   Fig. 6, Fig. 1, Table 6 and the verdict from results/
+#                                      (make report also re-executes notebooks/explore_results.ipynb)
 #   make bench                         training throughput table (results/bench/)
 #   make gpu-check                     the GPU path measured in one command (results/bench/gpu_<device>.csv)
 
@@ -132,8 +133,10 @@ figures: setup
 tables: setup
 	$(PY) -m resdeg.report tables
 # with LOGGER=wandb (the default) the report's figures and tables also go to a W&B run 'report'
+# and notebooks/explore_results.ipynb re-executed on them (committed with its outputs)
 report: setup
 	$(PY) -m resdeg.report all $(if $(filter wandb,$(LOGGER)),--wandb)
+	$(PY) -m resdeg.report notebook
 
 # one run; its CIFAR-10 protocol is chosen as the sweeps choose it, unless ARGS names one
 # (protocol=..., an experiment, or ImageNet data)

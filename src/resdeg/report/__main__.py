@@ -1,13 +1,14 @@
 """Regenerate figures, tables and the degradation verdict from results/ alone.
 
-    python -m resdeg.report [figures|tables|all] [--results results] [--protocol quick-1000] [--dataset cifar10]
+    python -m resdeg.report [figures|tables|all|notebook] [--results results] [--protocol quick-1000] [--dataset cifar10]
 
 One set per (dataset, protocol, setting), complete runs only (resdeg.report.sets): runs of
 different protocols or settings are never mixed in a figure, table or verdict. A protocol
 family trained at several budgets (quick-500, quick-1000...) also gets its budget study.
 CIFAR-10: Fig. 6, Fig. 1, Fig. 7, Table 6, the verdict. ImageNet: Fig. 4, Table 2, Table 3, the
 verdict. Output goes to results/figures/ and results/tables/, named with the protocol; a
-partial sweep is drawn as it is and the verdict names what is missing.
+partial sweep is drawn as it is and the verdict names what is missing. ``notebook``
+re-executes notebooks/explore_results.ipynb in place on the same results (resdeg.report.notebook).
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def report_budgets(results, what: str, figures: Path, tables: Path) -> list[Path
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", nargs="?", choices=("figures", "tables", "all"), default="all")
+    parser.add_argument("what", nargs="?", choices=("figures", "tables", "all", "notebook"), default="all")
     parser.add_argument("--results", default=os.environ.get("RESDEG_RESULTS") or "results",
                         help="the results folder (default: $RESDEG_RESULTS, else ./results)")
     parser.add_argument("--protocol", help="only this protocol (default: each protocol found)")
@@ -95,6 +96,11 @@ def main(argv: list[str] | None = None) -> int:
 
     results_dir = Path(args.results)
     print(f"reading {results_dir.absolute()}", file=sys.stderr)
+    if args.what == "notebook":
+        from resdeg.report.notebook import execute_in_place
+
+        print(f"wrote {execute_in_place(results_dir)} (executed on {results_dir})")
+        return 0
     results = load_results(results_dir)
     for problem in results.problems:
         print(f"warning: {problem}", file=sys.stderr)
