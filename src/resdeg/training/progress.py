@@ -12,14 +12,17 @@ from lightning.pytorch.callbacks.progress.tqdm_progress import _update_n
 
 log = logging.getLogger("resdeg")
 
+# the order of a progress line's values: the training interval's, then the last evaluation's
+SHOWN_FIRST = ("loss", "train_err", "test_err")
+
 
 class IterationProgressBar(TQDMProgressBar):
     """One bar from iteration 0 to max_steps across epochs, showing loss and errors.
 
     The count moves every iteration; the loss and errors (values the module logged, which
-    Lightning holds as tensors on the training device) are read only every ``every``
-    iterations, when the module has closed an interval: reading them every iteration would
-    make the host wait for the GPU at every step."""
+    Lightning holds as tensors on the training device) are read only once per ``every``
+    iterations, just after the module has closed an interval (``interval_just_closed``):
+    reading them every iteration would make the host wait for the GPU at every step."""
 
     def __init__(self, run_name: str, every: int = 1, refresh_rate: int = 1):
         super().__init__(refresh_rate=refresh_rate)
@@ -36,7 +39,7 @@ class IterationProgressBar(TQDMProgressBar):
         n = trainer.global_step
         if self._should_update(n, self.train_progress_bar.total):
             _update_n(self.train_progress_bar, n)
-            if n % self.every == 0 or n == trainer.max_steps:
+            if interval_just_closed(n, self.every):
                 self.train_progress_bar.set_postfix(self.get_metrics(trainer, pl_module))
 
     def init_validation_tqdm(self):
@@ -51,10 +54,24 @@ class IterationProgressBar(TQDMProgressBar):
         return metrics
 
 
+def interval_just_closed(iteration: int, every: int) -> bool:
+    """Whether the update that made ``iteration`` is the first after a logging interval closed.
+
+    The module closes the interval ending at iteration k at the start of update k + 1 (so that a
+    checkpoint at k holds the open sums: ClassifierModule.on_train_batch_start), and the test
+    error of an evaluation at k is known after it, so the loss and errors *of* iteration k can
+    be shown from the end of update k + 1 on; read at the end of update k they would be those
+    of iteration k - every."""
+    return iteration > 1 and (iteration - 1) % every == 0
+
+
 class IterationProgressLines(ProgressBar):
     """For output that is not a terminal (SLURM logs, jobs of a parallel sweep, ``nohup``):
     one compact line every ``every`` iterations instead of a bar redrawn in place, so
-    parallel jobs never interleave half-drawn bars. The metrics are read only then."""
+    parallel jobs never interleave half-drawn bars. The metrics are read only then, one
+    update after the iteration they belong to (``interval_just_closed``); the line of the
+    last iteration shows the count alone (its interval closes after the loop, and the run's
+    closing line gives its errors)."""
 
     def __init__(self, run_name: str, every: int):
         super().__init__()
@@ -72,12 +89,16 @@ class IterationProgressLines(ProgressBar):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         n = trainer.global_step
-        if not (self._enabled and trainer.is_global_zero) or (n % self.every and n != trainer.max_steps):
+        if not (self._enabled and trainer.is_global_zero):
             return
         rate = (n - self._start_step) / max(time.monotonic() - self._started, 1e-9)
-        metrics = {k: v for k, v in self.get_metrics(trainer, pl_module).items() if k != "v_num"}
-        shown = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
-        log.info(f"{self.run_name} it {n}/{trainer.max_steps} ({rate:.2f} it/s){': ' + shown if shown else ''}")
+        if interval_just_closed(n, self.every):
+            metrics = {k: v for k, v in self.get_metrics(trainer, pl_module).items() if k != "v_num"}
+            metrics = dict(sorted(metrics.items(), key=lambda kv: SHOWN_FIRST.index(kv[0]) if kv[0] in SHOWN_FIRST else 9))
+            shown = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
+            log.info(f"{self.run_name} it {n - 1}/{trainer.max_steps} ({rate:.2f} it/s){': ' + shown if shown else ''}")
+        if n == trainer.max_steps:
+            log.info(f"{self.run_name} it {n}/{trainer.max_steps} ({rate:.2f} it/s)")
 
 
 def progress_callback(run_name: str, every: int, stream=None, parallel: bool = False):
