@@ -58,6 +58,16 @@ def wait_for_checkpoint(tmp: Path, at_least: int, process: subprocess.Popen, tim
     raise AssertionError("no checkpoint appeared")
 
 
+def read_until(process: subprocess.Popen, text: str, timeout: float = 300) -> str:
+    """The run's output up to the first line holding ``text`` (or its end): the moment to signal it."""
+    deadline, lines = time.time() + timeout, []
+    while time.time() < deadline:
+        lines.append(process.stdout.readline())
+        if text in lines[-1] or not lines[-1]:
+            break
+    return "".join(lines)
+
+
 @pytest.fixture(scope="module")
 def twin_history(cifar_root, tmp_path_factory) -> pd.DataFrame:
     """The history of the uninterrupted run that every killed-and-resumed run must equal."""
@@ -169,11 +179,7 @@ def test_a_run_stopped_before_its_first_periodic_checkpoint_keeps_one_last_ckpt_
     The resumed run's checkpoints then overwrite it (never a last-v1.ckpt beside a stale
     last.ckpt, which the next resume would have taken)."""
     process = start_run(tmp_path, cifar_root, "protocol.checkpoint_every=12")
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        line = process.stdout.readline()
-        if "it 5/24" in line or not line:
-            break
+    read_until(process, "it 5/24")
     process.send_signal(signal.SIGTERM)
     output = process.communicate(timeout=120)[0]
     assert process.returncode == 2, output[-3000:]
@@ -192,11 +198,7 @@ def test_a_kill_without_warning_costs_at_most_checkpoint_minutes(cifar_root, tmp
     resumes from where it was killed (at most one iteration back), not from scratch, and writes its twin's history."""
     extra = ("protocol.checkpoint_every=100", "checkpoint_minutes=0")
     process = start_run(tmp_path, cifar_root, *extra)
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        line = process.stdout.readline()
-        if "it 10/24" in line or not line:
-            break
+    read_until(process, "it 10/24")
     process.send_signal(signal.SIGKILL)
     process.wait()
     resumed = run_cli(*SHORT, *paths(tmp_path), *extra, env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
@@ -361,15 +363,9 @@ def test_sigterm_during_the_final_evaluation_is_honoured_and_the_run_resumes_to_
     the same command then redoes that evaluation and completes the run."""
     extra = ["protocol.iterations=12", "protocol.eval_every=12", "data.eval_batch_size=250"]
     process = start_run(tmp_path, cifar_root, *extra)
-    deadline = time.time() + 300
-    lines = []
-    while time.time() < deadline:  # the progress line of the last iteration: its evaluation starts now
-        line = process.stdout.readline()
-        lines.append(line)
-        if "it 12/12" in line or not line:
-            break
+    printed = read_until(process, "it 12/12")  # the progress line of the last iteration: its evaluation starts now
     process.send_signal(signal.SIGTERM)
-    output = "".join(lines) + process.communicate(timeout=120)[0]
+    output = printed + process.communicate(timeout=120)[0]
     assert process.returncode == 2, output[-3000:]
     assert "SIGTERM received: stopped at iteration 12" in output
     summary = json.loads((only_record(tmp_path) / "summary.json").read_text())
