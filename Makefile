@@ -75,22 +75,27 @@ test: setup
 	$(PY) -m pytest
 
 # The CIFAR-10 protocol a target runs ($$protocol): PROTOCOL=paper or quick, or auto: the
-# paper's with a GPU, the quick CPU family without one, said in one line
+# paper's with a GPU, the quick CPU family without one, said in one line with what the quick
+# run shows for this target ($(1), one of the QUICK_SHOWS_* below)
 CHOOSE_PROTOCOL = protocol=$(PROTOCOL); \
 	if [ "$$protocol" = auto ]; then \
 	  if $(PY) -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'; then protocol=paper; \
-	  else protocol=quick; echo "No GPU found: running the quick CPU protocol (conf/protocol/cifar_quick.yaml, 500 iterations; README: its wall time). It shows the plain half of Fig. 6; both halves need 1000 iterations and two seeds (make sweep-budget BUDGETS=1000 SEEDS=0,1). PROTOCOL=paper runs the paper's 64k iterations."; fi; \
+	  else protocol=quick; echo "No GPU found: running the quick CPU protocol (conf/protocol/cifar_quick.yaml, 500 iterations unless protocol.iterations=N; README: its wall time). $(1) PROTOCOL=paper runs the paper's 64k iterations."; fi; \
 	fi
+QUICK_SHOWS_degradation := At 500 iterations it shows the plain half of Fig. 6; both halves need 1000 iterations and two seeds (make sweep-budget BUDGETS=1000 SEEDS=0,1).
+QUICK_SHOWS_deep := Its warm-up is a linear ramp to lr 0.05, not the paper's lr 0.01 until 80% training error (README: ResNet-1202); ResNet-1202 takes hours on a CPU (DEEP_DEPTHS=110 leaves it out).
+QUICK_SHOWS_train := The report draws a run only beside runs of the same protocol settings (results/README.md: The report's sets).
+QUICK_SHOWS_shortcuts := The shortcut options on CIFAR-10 are not in the paper (its Table 3 is ImageNet: DATASET=imagenet).
 
 sweep-degradation: setup
-	@$(CHOOSE_PROTOCOL); \
+	@$(call CHOOSE_PROTOCOL,$(QUICK_SHOWS_degradation)); \
 	set -x; $(PY) -m resdeg.train $(SWEEP_ARGS) experiment=degradation_cifar protocol=cifar_$$protocol $(ARGS)
 
 # Fig. 6's deep ResNets: ResNet-110 (SEEDS=0,1,2,3,4 for the paper's five runs) and ResNet-1202,
 # with the paper's 0.01 warm-up (cifar_paper_warmup); without a GPU the quick CPU family
 # (DEEP_DEPTHS=110 leaves out ResNet-1202, hours on a CPU)
 sweep-deep: setup
-	@$(CHOOSE_PROTOCOL); \
+	@$(call CHOOSE_PROTOCOL,$(QUICK_SHOWS_deep)); \
 	if [ "$$protocol" = paper ]; then protocol=paper_warmup; fi; \
 	set -x; $(PY) -m resdeg.train $(SWEEP_ARGS) experiment=deep_cifar protocol=cifar_$$protocol model.depth=$(DEEP_DEPTHS) $(ARGS)
 
@@ -105,7 +110,7 @@ sweep-shortcuts: setup
 	@if [ "$(DATASET)" = imagenet ]; then \
 	  set -x; $(PY) -m resdeg.train $(SWEEP_ARGS) experiment=shortcuts_imagenet $(IMAGENET_DATA) $(ARGS); \
 	else \
-	  $(CHOOSE_PROTOCOL); \
+	  $(call CHOOSE_PROTOCOL,$(QUICK_SHOWS_shortcuts)); \
 	  set -x; $(PY) -m resdeg.train $(SWEEP_ARGS) experiment=shortcuts_cifar protocol=cifar_$$protocol $(ARGS); \
 	fi
 
@@ -144,7 +149,7 @@ train: setup
 	@if echo " $(ARGS)" | grep -qE '[ ](protocol|experiment)=|data=imagenet'; then \
 	  set -x; $(PY) -m resdeg.train $(ARGS); \
 	else \
-	  $(CHOOSE_PROTOCOL); \
+	  $(call CHOOSE_PROTOCOL,$(QUICK_SHOWS_train)); \
 	  set -x; $(PY) -m resdeg.train protocol=cifar_$$protocol $(ARGS); \
 	fi
 
