@@ -11,7 +11,7 @@
 #   make sweep-shortcuts                 ResNet-20/56 x options A/B/C on CIFAR-10 (DATASET=imagenet: ResNet-34, Table 3)
 #   make sweep-imagenet IMAGENET_ROOT=/data/imagenet   Table 2 / Fig. 4: {plain, residual} x {18, 34}
 #   make train ARGS="model.arch=plain model.depth=56"   one run, any Hydra overrides
-#   make test                          the test suite (CPU, about 16 minutes on 2 cores)
+#   make test                          the test suite (CPU, about 18 minutes on 2 cores)
 #   make figures / make tables / make report   Fig. 6, Fig. 1, Table 6 and the verdict from results/
 #                                      (make report also re-executes notebooks/explore_results.ipynb)
 #   make bench                         training throughput table (results/bench/)
