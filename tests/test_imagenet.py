@@ -202,6 +202,10 @@ def test_short_run_writes_curves_and_ten_crop_errors(tree, tmp_path):
     # 3 classes: top-5 contains every class, and 6 validation images give errors in steps of 1/6
     assert record["final"]["val_10crop_top5_error"] == 0.0
     assert round(record["final"]["val_10crop_error"] * 6 / 100, 6) == round(record["final"]["val_10crop_error"] * 6 / 100)
+    # Section 4.1's signals, by the same code as CIFAR-10's: ResNet-18 has 16 block 3x3 layers (the stem is 7x7)
+    signals = pd.read_csv(next((tmp_path / "results").rglob("signals.csv")))
+    assert sorted(signals.iteration.unique()) == [0, 3] and signals.groupby("iteration").layer.count().tolist() == [16, 16]
+    assert (signals[["forward_std", "output_grad_norm", "weight_grad_norm"]] > 0).all().all()
 
 
 def test_both_imagenet_sweeps_complete_when_shortened(tree, tmp_path):

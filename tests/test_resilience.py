@@ -69,16 +69,24 @@ def read_until(process: subprocess.Popen, text: str, timeout: float = 300) -> st
 
 
 @pytest.fixture(scope="module")
-def twin_history(cifar_root, tmp_path_factory) -> pd.DataFrame:
-    """The history of the uninterrupted run that every killed-and-resumed run must equal."""
+def twin_record(cifar_root, tmp_path_factory) -> Path:
+    """The record of the uninterrupted run that every killed-and-resumed run must equal."""
     twin = tmp_path_factory.mktemp("twin")
     result = run_cli(*SHORT, *paths(twin), env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return pd.read_csv(only_record(twin) / "history.csv").sort_values(
-        ["iteration", "split", "metric"]).reset_index(drop=True)
+    return only_record(twin)
 
 
-def test_sigkill_mid_epoch_then_resume_matches_the_uninterrupted_twin(cifar_root, tmp_path, twin_history):
+def sorted_history(record: Path) -> pd.DataFrame:
+    return pd.read_csv(record / "history.csv").sort_values(["iteration", "split", "metric"]).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def twin_history(twin_record) -> pd.DataFrame:
+    return sorted_history(twin_record)
+
+
+def test_sigkill_mid_epoch_then_resume_matches_the_uninterrupted_twin(cifar_root, tmp_path, twin_history, twin_record):
 
     victim = tmp_path / "victim"
     process = start_run(victim, cifar_root)
@@ -99,6 +107,7 @@ def test_sigkill_mid_epoch_then_resume_matches_the_uninterrupted_twin(cifar_root
     assert summary["status"] == "complete" and 4 <= summary["resumed_at_iterations"][0] <= killed["iteration"] + 4
     got = pd.read_csv(only_record(victim) / "history.csv")
     pd.testing.assert_frame_equal(got.sort_values(["iteration", "split", "metric"]).reset_index(drop=True), twin_history)
+    assert (only_record(victim) / "signals.csv").read_text() == (twin_record / "signals.csv").read_text()
 
 
 def test_kill_during_the_evaluation_of_a_checkpoint_iteration_or_a_cut_last_ckpt_loses_nothing(cifar_root, tmp_path,
@@ -152,6 +161,50 @@ def test_kill_during_the_evaluation_of_a_checkpoint_iteration_or_a_cut_last_ckpt
         (victim / "results" / summary_path(victim)).read_text().replace('"complete"', '"interrupted"'))
     refused = run_cli(*SHORT, *paths(victim), env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
     assert refused.returncode == 2 and "no checkpoint of this run can be read" in refused.stdout + refused.stderr
+
+
+def test_a_kill_during_the_final_evaluation_loses_neither_the_last_interval_nor_a_signal(cifar_root, tmp_path,
+                                                                                       twin_record, twin_history):
+    """last.ckpt of the last iteration (24) is written before the final evaluation, with the
+    interval 20-24 still open (it closes at the end of training). Killed during that evaluation,
+    the run resumes at 24 and trains no batch, so Lightning calls no on_train_end: the interval's
+    training rows and the signals of iteration 24 are recorded after the fit instead. History
+    and signals equal the uninterrupted twin's, row for row."""
+    victim = tmp_path / "final_eval"
+    process = start_run(victim, cifar_root, "data.eval_batch_size=250")
+    wait_for_checkpoint(victim, 24, process)
+    (step_file,) = (victim / "experiments").rglob("*step=24.ckpt")
+    last = step_file.with_name("last.ckpt")
+    deadline = time.time() + 60
+    while not (last.is_file() and last.stat().st_mtime >= step_file.stat().st_mtime) and time.time() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.5)  # last.ckpt complete; the 10k-image evaluation takes seconds
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed = pd.read_csv(only_record(victim) / "history.csv")
+    assert killed.query("iteration == 24").empty  # the kill landed inside the final evaluation
+    resumed = run_cli(*SHORT, *paths(victim), "data.eval_batch_size=250", env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    summary = json.loads((only_record(victim) / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["resumed_at_iterations"] == [24]
+    pd.testing.assert_frame_equal(sorted_history(only_record(victim)), twin_history)
+    twin_summary = json.loads((twin_record / "summary.json").read_text())
+    assert summary["final"] == twin_summary["final"]
+    assert (only_record(victim) / "signals.csv").read_text() == (twin_record / "signals.csv").read_text()
+
+
+def test_the_signal_probe_changes_no_training(cifar_root, tmp_path, twin_record, twin_history):
+    """Section 4.1's probe (a training-mode forward and backward on a fixed batch at every
+    evaluation) leaves the run as it was: without it the history is the same, to the digit."""
+    result = run_cli(*SHORT, *paths(tmp_path), "gradient_signals=false", env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert not (only_record(tmp_path) / "signals.csv").exists()
+    pd.testing.assert_frame_equal(sorted_history(only_record(tmp_path)), twin_history)
+    signals = pd.read_csv(twin_record / "signals.csv")
+    assert sorted(signals.iteration.unique()) == [0, 12, 24]  # iteration 0, each evaluation, the last
+    assert (signals.groupby("iteration").layer.apply(list) == [list(range(1, 20))] * 3).all()
+    summary = json.loads((twin_record / "summary.json").read_text())
+    assert summary["signal_measurements"] == 3 and summary["signals_seconds"] > 0
 
 
 def summary_path(tmp: Path) -> Path:

@@ -162,13 +162,16 @@ def test_a_training_step_reads_nothing_from_the_device(cifar_root, tmp_path):
     recorder.start()
     reads = HostReadsPerIteration()
     trainer = build_trainer(cfg, logger=[recorder], default_root_dir=str(tmp_path),
-                            callbacks=[*run_callbacks(cfg, "resnet-8-A", tmp_path / "ckpt", stream=_Terminal()), reads])
+                            callbacks=[*run_callbacks(cfg, "resnet-8-A", tmp_path / "ckpt", stream=_Terminal(),
+                                                     write_signals=recorder.write_signals), reads])
     trainer.fit(parts.module, datamodule=parts.datamodule)
     assert trainer.global_step == 24
     quiet = reads.quiet_iterations(8, 12)
     assert sorted(quiet) == [2, 3, 4, 5, 6, 7, 10, 11, 14, 15, 18, 19, 20, 21, 22, 23]
     assert {k: dict(v) for k, v in quiet.items() if v} == {}
     assert sum(reads.per_iteration[9].values()) > 0  # iteration 8's interval closed: its sums read once
+    # Section 4.1's signals were measured (at 0, 12 and 24), outside the quiet steps
+    assert sorted(pd.read_csv(tmp_path / "record" / "signals.csv").iteration.unique()) == [0, 12, 24]
 
 
 def test_a_compiled_net_keeps_the_eager_checkpoint_keys():

@@ -8,7 +8,6 @@ a benchmark times exactly what a sweep runs. The Trainer's values that come from
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import hydra
@@ -83,22 +82,12 @@ def compile_network(model, value) -> None:
         model.compile(mode=mode)
 
 
-@contextlib.contextmanager
-def eager(model):
-    """``model`` called without its compiled wrapper (analysis with forward hooks, Fig. 7).
-    nn.Module.compile keeps the compiled call in ``_compiled_call_impl``; None means eager."""
-    compiled = getattr(model, "_compiled_call_impl", None)
-    model._compiled_call_impl = None
-    try:
-        yield model
-    finally:
-        model._compiled_call_impl = compiled
-
-
-def run_callbacks(cfg: DictConfig, run_name: str, checkpoints, stream=None) -> list:
+def run_callbacks(cfg: DictConfig, run_name: str, checkpoints, stream=None, write_signals=None) -> list:
     """The callbacks of a training run: progress (a bar on a terminal, lines elsewhere), the
     periodic and last checkpoints (every ``protocol.checkpoint_every`` iterations and every
-    ``checkpoint_minutes``), and the pre-emption checkpoint (SIGTERM, SIGUSR1)."""
+    ``checkpoint_minutes``), the pre-emption checkpoint (SIGTERM, SIGUSR1), and where
+    ``gradient_signals`` asks and ``write_signals(iteration, rows)`` takes them, Section 4.1's
+    forward and backward signals (resdeg.training.signals)."""
     from pathlib import Path
 
     from lightning.pytorch.callbacks import ModelCheckpoint
@@ -106,6 +95,10 @@ def run_callbacks(cfg: DictConfig, run_name: str, checkpoints, stream=None) -> l
     from resdeg.launch import parallel_job
     from resdeg.training.preemption import PreemptionCheckpoint
     from resdeg.training.progress import progress_callback
+    from resdeg.training.signals import GradientSignals
+
+    signals = [GradientSignals(cfg.protocol.eval_every, cfg.protocol.iterations, write_signals)] if (
+        cfg.get("gradient_signals") and write_signals is not None) else []
 
     return [
         progress_callback(run_name, every=cfg.protocol.log_every, stream=stream, parallel=parallel_job()[0]),
@@ -116,6 +109,7 @@ def run_callbacks(cfg: DictConfig, run_name: str, checkpoints, stream=None) -> l
                         enable_version_counter=False),
         *wall_clock_checkpoint(cfg, checkpoints),
         PreemptionCheckpoint(Path(checkpoints) / "last.ckpt"),
+        *signals,
     ]
 
 

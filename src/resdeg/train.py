@@ -22,7 +22,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from resdeg import ResdegError, RunStopped
-from resdeg.build import build_parts, build_trainer, eager, instantiate, run_callbacks
+from resdeg.build import build_parts, build_trainer, instantiate, run_callbacks
 from resdeg.config_checks import check_config
 from resdeg.console import quiet_libraries, run_ended, run_started
 from resdeg.record.decision import Decision, decide
@@ -81,6 +81,7 @@ def _fit_and_record(cfg: DictConfig, identity: dict, folders: RunFolders, decisi
     from resdeg.training.module import RunDiverged
     from resdeg.training.preemption import PreemptionCheckpoint, RunInterrupted
     from resdeg.training.recorder import RunRecorder
+    from resdeg.training.signals import GradientSignals
 
     protocol, module, datamodule = cfg.protocol, parts.module, parts.datamodule
     recorder = RunRecorder(folders.record, identity, OmegaConf.to_yaml(cfg, resolve=True))
@@ -104,8 +105,9 @@ def _fit_and_record(cfg: DictConfig, identity: dict, folders: RunFolders, decisi
     if process_rank() == 0:
         run_started(identity, portable(folders.record), decision.action, decision.iteration,
                     wandb._wandb_init.get("mode", "on") if wandb else "off")
-    callbacks = run_callbacks(cfg, identity["name"], folders.checkpoints)
+    callbacks = run_callbacks(cfg, identity["name"], folders.checkpoints, write_signals=recorder.write_signals)
     preemption = next(c for c in callbacks if isinstance(c, PreemptionCheckpoint))
+    signals = next((c for c in callbacks if isinstance(c, GradientSignals)), None)
     trainer = build_trainer(
         cfg,
         devices=devices,
@@ -119,6 +121,10 @@ def _fit_and_record(cfg: DictConfig, identity: dict, folders: RunFolders, decisi
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=decision.checkpoint)
         preemption.stop_if_received(trainer)  # e.g. during the loop's last evaluation
+        # what the end of training records, also when resumed at the last iteration (no batch trained)
+        module.close_last_interval()
+        if signals is not None:
+            signals.measure(trainer, module)
         # the final test error: measured here unless the loop's last evaluation fell on the last
         # iteration; also when the run resumed from its last checkpoint, killed during that evaluation
         resumed_at_end = decision.iteration >= protocol.iterations > 0
@@ -159,6 +165,8 @@ def _fit_and_record(cfg: DictConfig, identity: dict, folders: RunFolders, decisi
     final = final_errors(recorder.last_metrics)
     _finish(recorder, loggers, "complete", final=final, train_seconds=round(time.monotonic() - started, 1),
             eval_seconds=round(module.eval_seconds, 1), evaluations=module.evaluations,
+            **({"signals_seconds": round(signals.seconds, 2), "signal_measurements": signals.measurements}
+               if signals is not None else {}),
             processes=trainer.world_size, batch_per_process=int(protocol.batch_size) // trainer.world_size)
     if trainer.is_global_zero:
         run_ended(identity, "complete", final, time.monotonic() - started, portable(folders.record))
@@ -211,6 +219,7 @@ def _record_layer_responses(recorder, trainer, module, datamodule, name: str) ->
 
     An analysis after training: if it fails, the run is still recorded complete, without them.
     """
+    from resdeg.models import eager
     from resdeg.training.responses import layer_response_std
 
     try:

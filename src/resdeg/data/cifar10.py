@@ -205,6 +205,11 @@ class CIFAR10DataModule(pl.LightningDataModule):
             generator=torch.Generator().manual_seed(self.seed),
         )
 
+    def signal_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """One fixed training batch for resdeg.training.signals: the first ``batch_size`` training
+        images (a random mix of classes in CIFAR-10's order), mean-subtracted, unaugmented."""
+        return self.train_images[: self.batch_size], self.train_labels[: self.batch_size]
+
     def val_dataloader(self) -> list[EvalBatches]:
         """The evaluation sets, in the order of ``eval_split_names``: test, then val if split."""
         return [EvalBatches(*self.eval_sets[name], self.eval_batch_size) for name in self.eval_split_names]

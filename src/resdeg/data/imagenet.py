@@ -268,6 +268,18 @@ class ImageNetDataModule(pl.LightningDataModule):
             raise ResdegError(f"{self.root / 'train'} holds {len(self.train_set)} images, fewer than one batch of "
                               f"{self.batch_size}: lower protocol.batch_size or add images")
 
+    def signal_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """One fixed training batch for resdeg.training.signals: the centre view of one process's
+        batch of evenly spaced training images (ImageFolder sorts them by class, so every class
+        within reach is in it), mean-subtracted."""
+        from torchvision.datasets import ImageFolder
+
+        _, world = self._rank_world()
+        dataset = ImageFolder(self.root / "train", transform=self._centre_transform())
+        count = min(self.batch_size // world, len(dataset))
+        images, labels = zip(*(dataset[int(i)] for i in torch.linspace(0, len(dataset) - 1, count).round().long()))
+        return torch.stack(images), torch.tensor(labels)
+
     def _current_iteration(self) -> int:
         return self.trainer.global_step if self.trainer is not None else 0
 

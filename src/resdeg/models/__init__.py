@@ -1,10 +1,12 @@
 """Plain and residual networks of the paper, with shortcut options A, B and C."""
 
+import contextlib
+
 from resdeg.models.cifar import CifarNet
 from resdeg.models.imagenet import ImageNetNet
 from resdeg.models.shortcuts import SHORTCUT_OPTIONS, make_shortcut
 
-__all__ = ["CifarNet", "ImageNetNet", "SHORTCUT_OPTIONS", "make_shortcut", "count_parameters", "multiply_adds"]
+__all__ = ["CifarNet", "ImageNetNet", "SHORTCUT_OPTIONS", "make_shortcut", "count_parameters", "multiply_adds", "eager"]
 
 
 def count_parameters(model) -> int:
@@ -28,3 +30,15 @@ def multiply_adds(model, input_size) -> int:
         model(x)
     model.train(was_training)
     return counter.get_total_flops() // 2
+
+
+@contextlib.contextmanager
+def eager(model):
+    """``model`` called without its compiled wrapper (analysis with forward hooks, Fig. 7).
+    nn.Module.compile keeps the compiled call in ``_compiled_call_impl``; None means eager."""
+    compiled = getattr(model, "_compiled_call_impl", None)
+    model._compiled_call_impl = None
+    try:
+        yield model
+    finally:
+        model._compiled_call_impl = compiled

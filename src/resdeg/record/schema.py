@@ -6,6 +6,8 @@ records), the report and the W&B importer (which read or rebuild them).
         config.yaml           the fully resolved Hydra config
         history.csv           long format: iteration, split, metric, value
         layer_responses.csv   CIFAR-10, complete runs: layer, name, std (Fig. 7)
+        signals.csv           long format: iteration, layer, name, forward_std, output_grad_norm,
+                              weight_grad_norm (Section 4.1's forward and backward signals)
 
 The fields are documented in results/README.md.
 
@@ -31,6 +33,7 @@ SCHEMA_VERSION = 2
 STATUSES = ("running", "complete", "failed", "diverged", "interrupted")
 HISTORY_COLUMNS = ("iteration", "split", "metric", "value")
 LAYER_RESPONSE_COLUMNS = ("layer", "name", "std")
+SIGNAL_COLUMNS = ("iteration", "layer", "name", "forward_std", "output_grad_norm", "weight_grad_norm")
 
 # What a run is (resdeg.record.identity writes these into every summary)...
 IDENTITY_FIELDS = ("run_id", "name", "group", "dataset", "arch", "depth", "shortcut", "protocol", "protocol_family",
@@ -90,7 +93,7 @@ def read_summary(folder: Path) -> dict | None:
         ) from None
 
 
-# -- history.csv and layer_responses.csv ------------------------------------------------
+# -- history.csv, layer_responses.csv and signals.csv ------------------------------------------------
 def history_csv(rows) -> str:
     """history.csv's text from (iteration, split, metric, value) rows, in the order given."""
     buffer = io.StringIO()
@@ -116,6 +119,28 @@ def layer_responses_csv(rows: list[dict]) -> str:
     writer.writerow(LAYER_RESPONSE_COLUMNS)
     writer.writerows((row["layer"], row["name"], f"{row['std']:.6g}") for row in rows)
     return buffer.getvalue()
+
+
+def signals_csv(rows) -> str:
+    """signals.csv's text from rows with the keys of SIGNAL_COLUMNS (see training/signals.py),
+    ordered by iteration, then layer."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(SIGNAL_COLUMNS)
+    for row in sorted(rows, key=lambda r: (int(r["iteration"]), int(r["layer"]))):
+        writer.writerow((int(row["iteration"]), int(row["layer"]), row["name"],
+                         *(f"{float(row[key]):.6g}" for key in SIGNAL_COLUMNS[3:])))
+    return buffer.getvalue()
+
+
+def read_signals(path: Path) -> list[dict]:
+    """signals.csv's rows as dicts; ValueError when its columns are not the schema's."""
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        if tuple(reader.fieldnames or ()) != SIGNAL_COLUMNS:
+            raise ValueError(f"unexpected columns {reader.fieldnames} in {path}")
+        return [{"iteration": int(r["iteration"]), "layer": int(r["layer"]), "name": r["name"],
+                 **{key: float(r[key]) for key in SIGNAL_COLUMNS[3:]}} for r in reader]
 
 
 # -- writing a file of the record ------------------------------------------------------

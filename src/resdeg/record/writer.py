@@ -15,7 +15,8 @@ from typing import Any
 from resdeg.record.lock import unwritable
 from resdeg.record.provenance import code_version, software_versions
 from resdeg.record.schema import (
-    SCHEMA_VERSION, STATUSES, history_csv, layer_responses_csv, now_iso, read_history, summary_json, write_atomic,
+    SCHEMA_VERSION, STATUSES, history_csv, layer_responses_csv, now_iso, read_history, read_signals, signals_csv,
+    summary_json, write_atomic,
 )
 
 
@@ -27,6 +28,8 @@ class RunRecord:
         # (iteration, split, metric) -> value: a value logged again at the same iteration (a
         # resumed run re-closing the interval its checkpoint held open) replaces the first
         self._rows: dict[tuple[int, str, str], float] = {}
+        # (iteration, layer) -> a row of signals.csv; a measurement taken again replaces the first
+        self._signals: dict[tuple[int, int], dict] = {}
         self._last: dict[str, float] = {}
         self._summary: dict[str, Any] = {}
         self._resumed: dict[str, Any] = {}
@@ -51,6 +54,10 @@ class RunRecord:
             self._rows = {(it, split, metric): value for it, split, metric, value in read_history(history)
                           if it <= iteration}
             self._last = {f"{split}/{metric}": value for (_, split, metric), value in self._rows.items()}
+        signals = self.folder / "signals.csv"
+        if signals.is_file():
+            self._signals = {(row["iteration"], row["layer"]): row for row in read_signals(signals)
+                             if row["iteration"] <= iteration}
         self._resumed = {
             "started_at": previous.get("started_at"),
             "wall_time_before_s": previous.get("wall_time_s", 0.0),
@@ -100,6 +107,12 @@ class RunRecord:
     def write_layer_responses(self, rows: list[dict]) -> None:
         """layer_responses.csv: the std of each 3x3 layer's response (Fig. 7), see training/responses.py."""
         self._write("layer_responses.csv", layer_responses_csv(rows))
+
+    def add_signals(self, iteration: int, rows: list[dict]) -> None:
+        """signals.csv: one measurement of the forward and backward signals (training/signals.py)."""
+        for row in rows:
+            self._signals[(int(iteration), int(row["layer"]))] = {**row, "iteration": int(iteration)}
+        self._write("signals.csv", signals_csv(self._signals.values()))
 
     def _write_summary(self) -> None:
         if not self._summary:

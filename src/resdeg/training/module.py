@@ -112,6 +112,13 @@ class ClassifierModule(pl.LightningModule):
         return loss
 
     def on_train_end(self) -> None:
+        self.close_last_interval()
+
+    def close_last_interval(self) -> None:
+        """Log the interval that ends at the last iteration, if it is still open. Called at the
+        end of training, and by resdeg.train after the fit: a run resumed from the checkpoint
+        of its last iteration (killed during the final evaluation) trains no batch, and
+        Lightning then calls no on_train_end; the checkpoint holds the interval's sums."""
         if self._seen:
             self._close_interval(self.global_step, in_loop=False)
 

@@ -77,3 +77,7 @@ class RunRecorder(Logger):
     @rank_zero_only
     def write_layer_responses(self, rows: list[dict]) -> None:
         self.record.write_layer_responses(rows)
+
+    @rank_zero_only
+    def write_signals(self, iteration: int, rows: list[dict]) -> None:
+        self.record.add_signals(iteration, rows)
