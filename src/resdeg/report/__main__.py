@@ -5,7 +5,7 @@
 One set per (dataset, protocol, setting), complete runs only (resdeg.report.sets): runs of
 different protocols or settings are never mixed in a figure, table or verdict. A protocol
 family trained at several budgets (quick-500, quick-1000...) also gets its budget study.
-CIFAR-10: Fig. 6, Fig. 1, Fig. 7, Table 6, the verdict. ImageNet: Fig. 4, Table 2, Table 3, the
+CIFAR-10: Fig. 6, Fig. 1, Fig. 7, Section 4.1's signals, Table 6, the verdict. ImageNet: Fig. 4, Table 2, Table 3, the
 verdict. Output goes to results/figures/ and results/tables/, named with the protocol; a
 partial sweep is drawn as it is and the verdict names what is missing. ``notebook``
 re-executes notebooks/explore_results.ipynb in place on the same results (resdeg.report.notebook).
@@ -22,10 +22,11 @@ import matplotlib
 
 matplotlib.use("Agg")  # the CLI writes files only; notebooks keep their inline backend
 
-from resdeg.report.budget import budget_table, draw_budget, families_with_budgets  # noqa: E402
+from resdeg.report.budget import budget_finding, budget_table, draw_budget, families_with_budgets  # noqa: E402
 from resdeg.report.figures import draw_fig1, draw_fig4, draw_fig6, draw_fig7  # noqa: E402
 from resdeg.report.load import load_results  # noqa: E402
 from resdeg.report.sets import ReportSet, report_sets  # noqa: E402
+from resdeg.report.signals import draw_signals  # noqa: E402
 from resdeg.report.tables import is_paper_protocol, shortcuts_table, table2, table3, table6, write_table  # noqa: E402
 from resdeg.report.verdict import degradation_verdict  # noqa: E402
 
@@ -42,6 +43,8 @@ def report_cifar10(s: ReportSet, what: str, figures: Path, tables: Path) -> list
             written += draw_fig7(subset, protocol, figures, f"fig7_cifar10_{label}", s.description)
         else:
             print(f"note (cifar10, {label}): no record has layer responses; Fig. 7 not drawn", file=sys.stderr)
+        if len(subset.signals):  # records made before the signals were recorded have none
+            written += draw_signals(subset, protocol, figures, f"signals_cifar10_{label}", s.description)
     if what in ("tables", "all"):
         reference = "" if is_paper_protocol(protocol) else (
             "; not the paper's protocol, so the paper's 64k-iteration number is a reference, not a target")
@@ -75,10 +78,13 @@ def report_budgets(results, what: str, figures: Path, tables: Path) -> list[Path
         if what in ("figures", "all"):
             written += draw_budget(results, family, figures, f"budget_cifar10_{family}")
         if what in ("tables", "all"):
-            written += write_table(budget_table(results, family), tables, f"budget_cifar10_{family}",
+            table = budget_table(results, family)
+            written += write_table(table, tables, f"budget_cifar10_{family}",
                                    f"Budget study, CIFAR-10, protocol family '{family}': final training error of "
                                    "20- and 56-layer nets and the gap (56 minus 20; > 0: the deeper net trains "
-                                   "worse), mean over seeds")
+                                   "worse), mean over seeds; residual half: 'better' where ResNet-56 is below "
+                                   "ResNet-20 beyond the seed spread, 'not worse' where within it",
+                                   note=budget_finding(table))
     return written
 
 

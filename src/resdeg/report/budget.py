@@ -5,8 +5,9 @@ family (``protocol_family`` in the record, e.g. ``quick``) at several budgets (i
 ``iterations``: quick-500, quick-1000...). For each budget and seed the *gap* is the final
 training error of the 56-layer net minus that of the 20-layer net of the same kind and
 seed: positive = the deeper net trains worse (degradation). The paper's claim is a
-positive plain gap and a residual gap at or below zero; this study shows from which budget
-a short CPU protocol reproduces both (`make sweep-budget`, then `make report`).
+positive plain gap and a negative residual gap (the deeper ResNet trains better, beyond the
+seed spread: ``residual_half``); this study shows from which budget a short CPU protocol
+reproduces both (`make sweep-budget`, then `make report`), and where the ResNet gap crosses zero.
 
 Each budget's runs are its protocol's main set (resdeg.report.sets): complete runs of one
 setting only.
@@ -17,12 +18,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 from resdeg.report.figures import save_figure
 from resdeg.report.load import Results, compared
 from resdeg.report.sets import report_sets
-from resdeg.report.verdict import seed_spread
+from resdeg.report.verdict import residual_half, seed_spread
 
 SHALLOW, DEEP = 20, 56
 KINDS = {"plain": "plain", "residual": "ResNet"}
@@ -74,13 +76,42 @@ def budget_table(results: Results, family: str = "quick", dataset: str = "cifar1
         row["minutes (sum over these nets)"] = round(per_net.train_seconds.sum() / 60, 1)
         row["of which test-error evaluation"] = round(per_net.eval_seconds.sum() / 60, 1)
         plain, resnet = row.get("plain gap (pts)"), row.get("ResNet gap (pts)")
-        # the verdict's rule: plain gap above zero (and the seed spread), ResNet gap at or below it
+        # the verdict's rules: plain gap above zero (and the seed spread); the residual half it shows
         plain_runs, resnet_runs = (of_budget[of_budget.arch == arch] for arch in KINDS)
-        row["both halves"] = None if plain is None or resnet is None else (
-            "yes" if plain > (seed_spread(plain_runs[SHALLOW], plain_runs[DEEP]) or 0.0)
-            and resnet <= (seed_spread(resnet_runs[SHALLOW], resnet_runs[DEEP]) or 0.0) else "no")
+        resnet_spread = seed_spread(resnet_runs[SHALLOW], resnet_runs[DEEP])
+        half = None if resnet is None else residual_half(resnet, resnet_spread, resnet > (resnet_spread or 0.0))
+        row["residual half"] = half
+        row["both halves"] = None if plain is None or half is None else (
+            "yes" if plain > (seed_spread(plain_runs[SHALLOW], plain_runs[DEEP]) or 0.0) and half == "better" else "no")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def budget_finding(table: pd.DataFrame) -> str:
+    """The study's answer in one sentence: the first budget at which ResNet-56 trains better
+    than ResNet-20 beyond the seed spread, or that no budget trained shows it."""
+    if not len(table):
+        return "No budget has all four nets complete."
+    better = table[table["residual half"] == "better"]
+    if len(better):
+        first = better.iloc[0]
+        return (f"ResNet-{DEEP} first trains better than ResNet-{SHALLOW} beyond the seed spread at "
+                f"{int(first.iterations)} iterations (ResNet gap {first['ResNet gap (pts)']:+.2f} points, "
+                f"{int(first['ResNet seeds'])} seeds).")
+    last = table.iloc[-1]
+    return (f"No budget trained shows ResNet-{DEEP} better than ResNet-{SHALLOW} beyond the seed spread (the largest, "
+            f"{int(last.iterations)} iterations: ResNet gap {last['ResNet gap (pts)']:+.2f} points, residual half "
+            f"'{last['residual half']}').")
+
+
+def resnet_crossover(gaps: pd.DataFrame) -> float | None:
+    """The budget at which the mean ResNet gap first goes from above zero to zero or below,
+    interpolated on the log axis between the two budgets around it; None where it never does."""
+    mean = gaps[gaps.arch == "residual"].groupby("iterations").gap.mean().sort_index()
+    for (b1, g1), (b2, g2) in zip(mean.items(), list(mean.items())[1:]):
+        if g1 > 0 >= g2:
+            return float(2 ** (np.log2(b1) + (np.log2(b2) - np.log2(b1)) * g1 / (g1 - g2)))
+    return None
 
 
 def _mean(values: pd.Series) -> float | None:
@@ -105,6 +136,10 @@ def budget_figure(results: Results, family: str = "quick", dataset: str = "cifar
             e = gaps[gaps.arch == arch].groupby("iterations")[depth].mean()
             right.plot(e.index, e.values, style, marker="o", color=colours[arch], label=f"{label}-{depth}")
     left.axhline(0, color="grey", linewidth=0.8)
+    crossing = resnet_crossover(gaps)
+    if crossing is not None:
+        left.axvline(crossing, color=colours["residual"], linestyle=":", linewidth=1.2,
+                     label=f"ResNet gap crosses 0 (~{crossing:.0f} iterations)")
     left.set_ylabel("final training error gap (points)")
     left.set_title("deeper minus shallower (> 0: the deeper net trains worse)", fontsize=9)
     right.set_ylabel("final training error (%)")

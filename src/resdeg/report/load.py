@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from resdeg.record import HISTORY_COLUMNS, LAYER_RESPONSE_COLUMNS, SUMMARY_FIELDS, parse_summary
+from resdeg.record import HISTORY_COLUMNS, LAYER_RESPONSE_COLUMNS, SIGNAL_COLUMNS, SUMMARY_FIELDS, parse_summary
 
 SUMMARY_COLUMNS = list(SUMMARY_FIELDS)
 
 RESPONSE_COLUMNS = ["run_id", *LAYER_RESPONSE_COLUMNS]
+SIGNALS_COLUMNS = ["run_id", *SIGNAL_COLUMNS]
 
 
 @dataclass
@@ -25,6 +26,8 @@ class Results:
     problems: list[str] = field(default_factory=list)
     # run_id, layer, name, std: Fig. 7's layer responses, for the records that have them
     responses: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=RESPONSE_COLUMNS))
+    # run_id, iteration, layer, name, forward_std, output_grad_norm, weight_grad_norm: Section 4.1's signals
+    signals: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SIGNALS_COLUMNS))
 
     def of(self, dataset: str, protocol: str) -> "Results":
         return self.where((self.runs.dataset == dataset) & (self.runs.protocol == protocol))
@@ -33,7 +36,8 @@ class Results:
         """The runs selected by a boolean mask over ``runs``, with their history and responses."""
         runs = self.runs[mask]
         return Results(runs, self.history[self.history.run_id.isin(runs.run_id)], self.problems,
-                       self.responses[self.responses.run_id.isin(runs.run_id)])
+                       self.responses[self.responses.run_id.isin(runs.run_id)],
+                       self.signals[self.signals.run_id.isin(runs.run_id)])
 
     def curve(self, run_id: str, split: str, metric: str = "error") -> pd.DataFrame:
         h = self.history
@@ -48,7 +52,7 @@ def compared(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_results(results_dir: str | Path = "results") -> Results:
-    rows, histories, responses, problems = [], [], [], []
+    rows, histories, responses, signals, problems = [], [], [], [], []
     for folder in sorted(Path(results_dir).glob("runs/*/*/")):
         try:
             summary = parse_summary((folder / "summary.json").read_text())  # any schema version, read as the current one
@@ -73,10 +77,20 @@ def load_results(results_dir: str | Path = "results") -> Results:
                 responses.append(pd.read_csv(folder / "layer_responses.csv").assign(run_id=summary["run_id"]))
             except (OSError, ValueError, pd.errors.ParserError) as exc:
                 problems.append(f"{folder}: layer responses skipped, they cannot be read ({type(exc).__name__}: {exc})")
+        if (folder / "signals.csv").is_file():
+            try:
+                table = pd.read_csv(folder / "signals.csv")
+                if tuple(table.columns) != SIGNAL_COLUMNS:
+                    raise ValueError(f"unexpected columns {list(table.columns)}")
+                signals.append(table.assign(run_id=summary["run_id"]))
+            except (OSError, ValueError, pd.errors.ParserError) as exc:
+                problems.append(f"{folder}: signals skipped, they cannot be read ({type(exc).__name__}: {exc})")
     finals = sorted({key for row in rows for key in row if key.startswith("final_")} | {"final_train_error", "final_test_error"})
     runs = pd.DataFrame(rows, columns=SUMMARY_COLUMNS + finals)
     history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame(
         columns=["iteration", "split", "metric", "value", "run_id"])
     layer_responses = pd.concat(responses, ignore_index=True)[RESPONSE_COLUMNS] if responses else pd.DataFrame(
         columns=RESPONSE_COLUMNS)
-    return Results(runs, history, problems, layer_responses)
+    signal_rows = pd.concat(signals, ignore_index=True)[SIGNALS_COLUMNS] if signals else pd.DataFrame(
+        columns=SIGNALS_COLUMNS)
+    return Results(runs, history, problems, layer_responses, signal_rows)

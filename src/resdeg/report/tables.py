@@ -136,12 +136,14 @@ def table3(results: Results) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_table(table: pd.DataFrame, out_dir: Path, stem: str, caption: str) -> list[Path]:
+def write_table(table: pd.DataFrame, out_dir: Path, stem: str, caption: str, note: str | None = None) -> list[Path]:
+    """The table as markdown (with ``note``, a finding, below it), LaTeX and CSV."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{stem}.md", out_dir / f"{stem}.tex", out_dir / f"{stem}.csv"]
     # a number the paper does not give is written "--", not "nan"
     markdown = table.astype(object).where(table.notna(), None).to_markdown(index=False, missingval="--")
-    paths[0].write_text(f"{caption}\n\n{markdown if len(table) else '(no complete runs)'}\n")
+    paths[0].write_text(f"{caption}\n\n{markdown if len(table) else '(no complete runs)'}\n"
+                        + (f"\n{note}\n" if note else ""))
     # escape: column names hold "#" and "%", which LaTeX reads as commands and comments
     paths[1].write_text(table.to_latex(index=False, caption=_latex_escape(caption), na_rep="--", escape=True,
                                        float_format="%.2f"))
