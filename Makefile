@@ -8,6 +8,7 @@
 #   make sweep-degradation SEEDS=0,1,2 FORCE=1   seeds as a sweep axis; FORCE=1 reruns complete runs
 #   make sweep-deep                      ResNet-110 (SEEDS=0,1,2,3,4) and ResNet-1202: Fig. 6's third panel, Table 6
 #   make sweep-budget                    the budget study: plain/ResNet-20/56 at BUDGETS=500,1000,2000,4000 iterations (CPU)
+#   make sweep-paper-20                  the paper's protocol on ResNet-20 and plain-20, resumable from a fresh clone (CPU: hours)
 #   make sweep-shortcuts                 ResNet-20/56 x options A/B/C on CIFAR-10 (DATASET=imagenet: ResNet-34, Table 3)
 #   make sweep-imagenet IMAGENET_ROOT=/data/imagenet   Table 2 / Fig. 4: {plain, residual} x {18, 34}
 #   make train ARGS="model.arch=plain model.depth=56"   one run, any Hydra overrides
@@ -62,7 +63,7 @@ SWEEP_ARGS = --multirun hydra/launcher=$(or $(HYDRA_LAUNCHER_$(CHOSEN_LAUNCHER))
 RESDEG_CIFAR_ROOT ?= $(firstword $(patsubst %/cifar-10-python.tar.gz,%,$(wildcard $(CURDIR)/../shared/data/cifar-10-python.tar.gz)) $(CURDIR)/experiments/data)
 export RESDEG_CIFAR_ROOT
 
-.PHONY: setup test sweep-degradation sweep-deep sweep-budget sweep-shortcuts sweep-imagenet train bench gpu-check figures tables report clean-venv
+.PHONY: setup test sweep-degradation sweep-deep sweep-budget sweep-paper-20 sweep-shortcuts sweep-imagenet train bench gpu-check figures tables report clean-venv
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -103,6 +104,15 @@ sweep-deep: setup
 # (plain/ResNet-20/56; `make report` draws results/figures/budget_cifar10_quick.png)
 sweep-budget: setup
 	set -x; $(PY) -m resdeg.train $(SWEEP_ARGS) experiment=budget_cifar protocol.iterations=$(BUDGETS) $(ARGS)
+
+# The paper's protocol, unchanged (64k iterations, lr 0.1), on the 20-layer nets: ResNet-20, then
+# plain-20. Hours on a CPU (the run says how many from its first iterations), longer than a
+# machine may be kept: its last.ckpt lies in the results tree (results/checkpoints/); commit it
+# with the record while the run trains, and the same command resumes it on a fresh clone. The
+# checkpoint is removed when the run completes.
+sweep-paper-20: setup
+	set -x; $(PY) -m resdeg.train $(SWEEP_ARGS) experiment=degradation_cifar protocol=cifar_paper model.depth=20 \
+	  model.arch=residual,plain paths.checkpoints=results/checkpoints $(ARGS)
 
 # Shortcut options A/B/C: on CIFAR-10 (ResNet-20/56, not in the paper; quick protocol without
 # a GPU) or on ImageNet (ResNet-34, Table 3)

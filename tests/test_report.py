@@ -510,8 +510,9 @@ def _write_signals(results, name: str, first_to_last: float, std: float = 1.0, i
     rec = RunRecorder(next(results.glob(f"runs/*/{name}")), {}, "")
     layers = 19 if "-20" in name else 55
     for it in iterations:
+        ratio = first_to_last.get(it, 1.0) if isinstance(first_to_last, dict) else first_to_last
         rec.write_signals(it, [{"layer": k, "name": f"l{k}", "forward_std": std, "weight_grad_norm": 0.1,
-                                "output_grad_norm": first_to_last ** ((layers - k) / (layers - 1))}
+                                "output_grad_norm": ratio ** ((layers - k) / (layers - 1))}
                                for k in range(1, layers + 1)])
 
 
@@ -544,6 +545,18 @@ def test_the_signals_verdict_says_when_the_data_contradicts_the_paper(degraded):
     assert "the gradients of plain-56 vanish (first-to-last ratio below 0.01), which contradicts the paper" in text
     assert "the forward signals of plain-56 vanish (a response std below 0.001)" in text
     assert "not as the paper says" in text
+    assert "exploding" not in text
+
+
+def test_the_signals_verdict_names_gradients_that_explode_towards_the_input(degraded):
+    """Deep plain nets with BN start with gradients that grow towards the input (mean-field
+    theory of BN): not vanishing, but not "healthy norms" either; the line says so, with when."""
+    _write_signals(degraded, "plain-20_seed0_s1", 0.5)
+    _write_signals(degraded, "plain-56_seed0_s1", {0: 2e4, 50: 2.0, 100: 2.0, 250: 2.0, 500: 2.0})
+    text = degradation_verdict(load_results(degraded), "quick")
+    assert "no net's gradients vanish" in text
+    assert ("The gradients do grow more than 100-fold from the last 3x3 layer to the first in plain-56 (up to 2e+04, "
+            "at iteration 0): exploding rather than vanishing") in text
 
 
 def test_records_without_signals_give_no_signals_line_or_figure(degraded):

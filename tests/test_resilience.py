@@ -205,6 +205,48 @@ def test_the_signal_probe_changes_no_training(cifar_root, tmp_path, twin_record,
     assert (signals.groupby("iteration").layer.apply(list) == [list(range(1, 20))] * 3).all()
     summary = json.loads((twin_record / "summary.json").read_text())
     assert summary["signal_measurements"] == 3 and summary["signals_seconds"] > 0
+    # the run said what it costs, from this machine's pace, and the record keeps the pace
+    assert "training images/s on this machine; expected" in result.stdout + result.stderr
+    assert "evaluations of 10000 images, " in result.stdout + result.stderr
+    assert summary["train_images_per_s"] > 0 and summary["timed_iterations"] == 24 - 5
+
+
+def test_a_run_with_its_checkpoint_in_the_results_tree_resumes_exactly_from_a_fresh_clone(cifar_root, tmp_path,
+                                                                                          twin_history):
+    """paths.checkpoints=results/checkpoints (make sweep-paper-20): last.ckpt lies in the tracked
+    tree (the project's .gitignore leaves the periodic one out); committed while in flight and
+    cloned onto a "fresh machine" (no experiments/ folder), the same command resumes it exactly,
+    and the completed run removes its checkpoints."""
+    origin, clone = tmp_path / "origin", tmp_path / "clone"
+    process = start_run(origin, cifar_root, f"paths.checkpoints={origin / 'results' / 'checkpoints'}")
+    deadline = time.time() + 300
+    while not list((origin / "results" / "checkpoints").rglob("*step=12.ckpt")) and time.time() < deadline:
+        assert process.poll() is None, process.stdout.read()[-3000:]
+        time.sleep(0.05)
+    (step_file,) = (origin / "results" / "checkpoints").rglob("*step=12.ckpt")
+    last = step_file.with_name("last.ckpt")
+    while not (last.is_file() and last.stat().st_mtime >= step_file.stat().st_mtime) and time.time() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)  # last.ckpt of 12 complete; killed in the evaluation at 12
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    (origin / ".gitignore").write_text((REPO / ".gitignore").read_text())
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    for command in (["init", "-q"], ["add", "results", ".gitignore"], ["commit", "-qm", "in flight"]):
+        subprocess.run([*git, *command], cwd=origin, check=True)
+    committed = subprocess.run(["git", "ls-files", "results/checkpoints"], cwd=origin, capture_output=True, text=True)
+    assert [Path(p).name for p in committed.stdout.split()] == ["last.ckpt"]
+    subprocess.run([*git, "clone", "-q", str(origin), str(clone)], check=True)
+    assert not (clone / "experiments").exists()
+    resumed = run_cli(*SHORT, *paths(clone), f"paths.checkpoints={clone / 'results' / 'checkpoints'}",
+                      env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    output = resumed.stdout + resumed.stderr
+    assert resumed.returncode == 0, output[-3000:]
+    assert "resuming at iteration 12" in output
+    pd.testing.assert_frame_equal(sorted_history(only_record(clone)), twin_history)
+    assert json.loads((only_record(clone) / "summary.json").read_text())["status"] == "complete"
+    assert not list((clone / "results" / "checkpoints").rglob("*.ckpt"))  # removed once complete
+    assert "its checkpoints in the results tree" in output
 
 
 def summary_path(tmp: Path) -> Path:

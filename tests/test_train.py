@@ -163,7 +163,7 @@ def test_a_training_step_reads_nothing_from_the_device(cifar_root, tmp_path):
     reads = HostReadsPerIteration()
     trainer = build_trainer(cfg, logger=[recorder], default_root_dir=str(tmp_path),
                             callbacks=[*run_callbacks(cfg, "resnet-8-A", tmp_path / "ckpt", stream=_Terminal(),
-                                                     write_signals=recorder.write_signals), reads])
+                                                     recorder=recorder), reads])
     trainer.fit(parts.module, datamodule=parts.datamodule)
     assert trainer.global_step == 24
     quiet = reads.quiet_iterations(8, 12)

@@ -82,12 +82,13 @@ def compile_network(model, value) -> None:
         model.compile(mode=mode)
 
 
-def run_callbacks(cfg: DictConfig, run_name: str, checkpoints, stream=None, write_signals=None) -> list:
+def run_callbacks(cfg: DictConfig, run_name: str, checkpoints, stream=None, recorder=None) -> list:
     """The callbacks of a training run: progress (a bar on a terminal, lines elsewhere), the
     periodic and last checkpoints (every ``protocol.checkpoint_every`` iterations and every
-    ``checkpoint_minutes``), the pre-emption checkpoint (SIGTERM, SIGUSR1), and where
-    ``gradient_signals`` asks and ``write_signals(iteration, rows)`` takes them, Section 4.1's
-    forward and backward signals (resdeg.training.signals)."""
+    ``checkpoint_minutes``), the pre-emption checkpoint (SIGTERM, SIGUSR1), the pace (measured
+    images/s and the expected wall time, kept in the record), and where ``gradient_signals``
+    asks, Section 4.1's forward and backward signals (resdeg.training.signals), written to
+    the run record ``recorder`` (resdeg.training.recorder.RunRecorder) when there is one."""
     from pathlib import Path
 
     from lightning.pytorch.callbacks import ModelCheckpoint
@@ -95,10 +96,11 @@ def run_callbacks(cfg: DictConfig, run_name: str, checkpoints, stream=None, writ
     from resdeg.launch import parallel_job
     from resdeg.training.preemption import PreemptionCheckpoint
     from resdeg.training.progress import progress_callback
+    from resdeg.training.pace import Pace
     from resdeg.training.signals import GradientSignals
 
-    signals = [GradientSignals(cfg.protocol.eval_every, cfg.protocol.iterations, write_signals)] if (
-        cfg.get("gradient_signals") and write_signals is not None) else []
+    signals = [GradientSignals(cfg.protocol.eval_every, cfg.protocol.iterations, recorder.write_signals)] if (
+        cfg.get("gradient_signals") and recorder is not None) else []
 
     return [
         progress_callback(run_name, every=cfg.protocol.log_every, stream=stream, parallel=parallel_job()[0]),
@@ -109,6 +111,8 @@ def run_callbacks(cfg: DictConfig, run_name: str, checkpoints, stream=None, writ
                         enable_version_counter=False),
         *wall_clock_checkpoint(cfg, checkpoints),
         PreemptionCheckpoint(Path(checkpoints) / "last.ckpt"),
+        Pace(run_name, int(cfg.protocol.batch_size), int(cfg.protocol.eval_every),
+             update_record=recorder.update if recorder is not None else None),
         *signals,
     ]
 

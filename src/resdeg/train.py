@@ -81,6 +81,7 @@ def _fit_and_record(cfg: DictConfig, identity: dict, folders: RunFolders, decisi
     from resdeg.training.module import RunDiverged
     from resdeg.training.preemption import PreemptionCheckpoint, RunInterrupted
     from resdeg.training.recorder import RunRecorder
+    from resdeg.training.pace import Pace
     from resdeg.training.signals import GradientSignals
 
     protocol, module, datamodule = cfg.protocol, parts.module, parts.datamodule
@@ -105,9 +106,10 @@ def _fit_and_record(cfg: DictConfig, identity: dict, folders: RunFolders, decisi
     if process_rank() == 0:
         run_started(identity, portable(folders.record), decision.action, decision.iteration,
                     wandb._wandb_init.get("mode", "on") if wandb else "off")
-    callbacks = run_callbacks(cfg, identity["name"], folders.checkpoints, write_signals=recorder.write_signals)
+    callbacks = run_callbacks(cfg, identity["name"], folders.checkpoints, recorder=recorder)
     preemption = next(c for c in callbacks if isinstance(c, PreemptionCheckpoint))
     signals = next((c for c in callbacks if isinstance(c, GradientSignals)), None)
+    pace = next(c for c in callbacks if isinstance(c, Pace))
     trainer = build_trainer(
         cfg,
         devices=devices,
@@ -167,8 +169,13 @@ def _fit_and_record(cfg: DictConfig, identity: dict, folders: RunFolders, decisi
             eval_seconds=round(module.eval_seconds, 1), evaluations=module.evaluations,
             **({"signals_seconds": round(signals.seconds, 2), "signal_measurements": signals.measurements}
                if signals is not None else {}),
+            **pace.measured(trainer),
             processes=trainer.world_size, batch_per_process=int(protocol.batch_size) // trainer.world_size)
     if trainer.is_global_zero:
+        if folders.checkpoints_tracked:  # the record is the result; the tracked tree stays light
+            shutil.rmtree(folders.checkpoints, ignore_errors=True)
+            log.info(f"{identity['name']}: complete; its checkpoints in the results tree ({portable(folders.checkpoints)}) "
+                     "are removed")
         run_ended(identity, "complete", final, time.monotonic() - started, portable(folders.record))
     return recorder.summary
 

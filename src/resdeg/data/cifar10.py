@@ -205,6 +205,11 @@ class CIFAR10DataModule(pl.LightningDataModule):
             generator=torch.Generator().manual_seed(self.seed),
         )
 
+    @property
+    def eval_image_count(self) -> int:
+        """Images in one evaluation (test, and val when split): what resdeg.training.pace costs."""
+        return sum(len(labels) for _, labels in self.eval_sets.values())
+
     def signal_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """One fixed training batch for resdeg.training.signals: the first ``batch_size`` training
         images (a random mix of classes in CIFAR-10's order), mean-subtracted, unaugmented."""

@@ -268,6 +268,12 @@ class ImageNetDataModule(pl.LightningDataModule):
             raise ResdegError(f"{self.root / 'train'} holds {len(self.train_set)} images, fewer than one batch of "
                               f"{self.batch_size}: lower protocol.batch_size or add images")
 
+    @property
+    def eval_image_count(self) -> int:
+        """Validation images one process evaluates (centre crop): what resdeg.training.pace costs."""
+        _, world = self._rank_world()
+        return -(-len(self.val_set) // world)
+
     def signal_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """One fixed training batch for resdeg.training.signals: the centre view of one process's
         batch of evenly spaced training images (ImageFolder sorts them by class, so every class

@@ -2,6 +2,8 @@
 
     results/runs/<group>/<run_id>/                 the record (resdeg.record.schema)
     experiments/checkpoints/<group>/<run_id>/      last.ckpt and the periodic checkpoints
+                                                   (paths.checkpoints; under results/, last.ckpt is
+                                                   committed while the run is in flight)
     experiments/decisions/<group>/<run_id>/        the first process's skip/resume/fresh decision,
                                                    for the other processes of an srun/torchrun launch
 """
@@ -26,7 +28,13 @@ class RunFolders:
         where = Path(identity["group"]) / identity["run_id"]
         experiments = Path(cfg.paths.experiments).absolute()
         return cls(record=Path(cfg.paths.results).absolute() / "runs" / where,
-                   checkpoints=experiments / "checkpoints" / where, decisions=experiments / "decisions" / where)
+                   checkpoints=Path(cfg.paths.checkpoints).absolute() / where,
+                   decisions=experiments / "decisions" / where)
+
+    @property
+    def checkpoints_tracked(self) -> bool:
+        """Whether the checkpoints lie in the results tree (committed while the run is in flight)."""
+        return self.checkpoints.is_relative_to(self.record.parents[2])
 
 
 def portable(path: Path) -> str:

@@ -12,7 +12,9 @@ The verdict's line: the gradient at the first 3x3 layer against the gradient at 
 (``first_to_last``), for each net at each measured iteration. A backward signal that vanished
 on its way down the net would leave the first layer's gradient orders of magnitude below the
 last one's; the line calls a net's gradients vanishing when the ratio falls below
-``VANISHING_RATIO`` at any measured iteration, and a forward signal vanished when a response's
+``VANISHING_RATIO`` at any measured iteration, exploding when it rises above its inverse (not
+"healthy norms" either: deep plain nets with BN are known to start so, Yang et al. 2019, "A
+mean field theory of batch normalization"), and a forward signal vanished when a response's
 std falls below ``VANISHED_STD``.
 """
 
@@ -103,7 +105,7 @@ def signals_verdict(results: Results) -> str | None:
     nets = _nets(results)
     if not nets:
         return None
-    parts, vanishing, vanished = [], [], []
+    parts, vanishing, exploding, vanished = [], [], [], []
     for arch, depth, signals in nets:
         label = f"{KIND_TITLES[arch]}-{depth}"
         ratio = first_to_last(signals)
@@ -113,6 +115,10 @@ def signals_verdict(results: Results) -> str | None:
                      f"smallest response std {smallest_std:.2g}")
         if ratio.min() < VANISHING_RATIO:
             vanishing.append(label)
+        too_large = ratio[ratio > 1 / VANISHING_RATIO]
+        if len(too_large):
+            exploding.append(f"{label} (up to {too_large.max():.2g}, at iteration{'s' if len(too_large) > 1 else ''} "
+                             f"{', '.join(str(int(i)) for i in too_large.index)})")
         if smallest_std < VANISHED_STD:
             vanished.append(label)
     backward = (f"the gradients of {', '.join(vanishing)} vanish (first-to-last ratio below {VANISHING_RATIO:g}), "
@@ -121,5 +127,8 @@ def signals_verdict(results: Results) -> str | None:
     forward = (f"the forward signals of {', '.join(vanished)} vanish (a response std below {VANISHED_STD:g}), "
                "which contradicts the paper" if vanished else "every response keeps a non-zero variance")
     agrees = "as the paper says" if not (vanishing or vanished) else "not as the paper says"
+    explodes = (f" The gradients do grow more than {1 / VANISHING_RATIO:g}-fold from the last 3x3 layer to the first in "
+                f"{'; '.join(exploding)}: exploding rather than vanishing, where the paper says \"healthy norms\"."
+                if exploding else "")
     return ("- Signals (Section 4.1, first 3x3 layer's gradient norm over the last one's, on a fixed training batch): "
-            + "; ".join(parts) + f". So {backward}, and {forward}: {agrees}.")
+            + "; ".join(parts) + f". So {backward}, and {forward}: {agrees}." + explodes)
