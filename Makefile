@@ -12,13 +12,15 @@
 #   make sweep-shortcuts                 ResNet-20/56 x options A/B/C on CIFAR-10 (DATASET=imagenet: ResNet-34, Table 3)
 #   make sweep-imagenet IMAGENET_ROOT=/data/imagenet   Table 2 / Fig. 4: {plain, residual} x {18, 34}
 #   make train ARGS="model.arch=plain model.depth=56"   one run, any Hydra overrides
-#   make test                          the test suite (CPU, about 18 minutes on 2 cores)
-#   make figures / make tables / make report   Fig. 6, Fig. 1, Table 6 and the verdict from results/
-#                                      (make report also re-executes notebooks/explore_results.ipynb)
+#   make test                          the test suite (CPU)
+#   make figures / make tables / make report   Fig. 6, Fig. 1, Fig. 7, the signals, Table 6 and the verdicts from
+#                                      results/ (make report also writes results/REPORT.md and re-executes the notebook)
 #   make bench                         training throughput table (results/bench/)
 #   make gpu-check                     the GPU path measured in one command (results/bench/gpu_<device>.csv)
+#   make help                          this list (also what a bare `make` prints)
 
 SHELL := /bin/bash
+.DEFAULT_GOAL := help
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -57,13 +59,10 @@ CHOSEN_LAUNCHER = $(if $(filter auto,$(LAUNCHER)),$(or $(shell $(PY) -m resdeg.l
 SWEEP_ARGS = --multirun hydra/launcher=$(or $(HYDRA_LAUNCHER_$(CHOSEN_LAUNCHER)),$(error LAUNCHER=$(LAUNCHER) is unknown: use auto, local, parallel or slurm)) \
 	launch.runs_per_gpu=$(RUNS_PER_GPU) logger=$(LOGGER) seed=$(SEEDS) $(if $(filter 1 true yes,$(FORCE)),force=true)
 
-# Where CIFAR-10 lies (a folder holding cifar-10-python.tar.gz or cifar-10-batches-py/).
-# RESDEG_CIFAR_ROOT wins; otherwise a copy in ../shared/data (this project's machines) is
-# used; otherwise experiments/data (data.download=true fetches the official archive there).
-RESDEG_CIFAR_ROOT ?= $(firstword $(patsubst %/cifar-10-python.tar.gz,%,$(wildcard $(CURDIR)/../shared/data/cifar-10-python.tar.gz)) $(CURDIR)/experiments/data)
-export RESDEG_CIFAR_ROOT
+# CIFAR-10 is found by the package itself (conf/data/cifar10.yaml: data.root, by default
+# $RESDEG_CIFAR_ROOT, else experiments/data), the same inside make and outside it.
 
-.PHONY: setup test sweep-degradation sweep-deep sweep-budget sweep-paper-20 sweep-shortcuts sweep-imagenet train bench gpu-check figures tables report clean-venv
+.PHONY: help setup test sweep-degradation sweep-deep sweep-budget sweep-paper-20 sweep-shortcuts sweep-imagenet train bench gpu-check figures tables report clean-venv
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +70,9 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 setup: $(VENV)/.installed
+
+help:
+	@sed -n '1,/^$$/{s/^# \{0,1\}//;p}' $(firstword $(MAKEFILE_LIST))
 
 test: setup
 	$(PY) -m pytest
@@ -81,10 +83,10 @@ test: setup
 CHOOSE_PROTOCOL = protocol=$(PROTOCOL); \
 	if [ "$$protocol" = auto ]; then \
 	  if $(PY) -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'; then protocol=paper; \
-	  else protocol=quick; echo "No GPU found: running the quick CPU protocol (conf/protocol/cifar_quick.yaml, 500 iterations unless protocol.iterations=N; README: its wall time). $(1) PROTOCOL=paper runs the paper's 64k iterations."; fi; \
+	  else protocol=quick; echo "No GPU found: running the quick CPU protocol (conf/protocol/cifar_quick.yaml, 500 iterations unless protocol.iterations=N; each run says its expected wall time). $(1) PROTOCOL=paper runs the paper's 64k iterations."; fi; \
 	fi
-QUICK_SHOWS_degradation := At 500 iterations it shows the plain half of Fig. 6; both halves need 1000 iterations and two seeds (make sweep-budget BUDGETS=1000 SEEDS=0,1).
-QUICK_SHOWS_deep := Its warm-up is a linear ramp to lr 0.05, not the paper's lr 0.01 until 80% training error (README: ResNet-1202); ResNet-1202 takes hours on a CPU (DEEP_DEPTHS=110 leaves it out).
+QUICK_SHOWS_degradation := At 500 iterations it shows the plain half of Fig. 6; the budget study (make sweep-budget SEEDS=0,1; results/REPORT.md) measures which budget shows the residual half.
+QUICK_SHOWS_deep := Its warm-up is a linear ramp to lr 0.05, not the paper's lr 0.01 until 80% training error (docs/protocols.md); ResNet-1202 takes hours on a CPU (DEEP_DEPTHS=110 leaves it out).
 QUICK_SHOWS_train := The report draws a run only beside runs of the same protocol settings (results/README.md: The report's sets).
 QUICK_SHOWS_shortcuts := The shortcut options on CIFAR-10 are not in the paper (its Table 3 is ImageNet: DATASET=imagenet).
 

@@ -1,6 +1,6 @@
 """Shared fixtures. The real CIFAR-10 archive is found the way users point at it: the
-RESDEG_CIFAR_ROOT environment variable (the Makefile sets it from ../shared/data when that
-copy exists). Without it, tests that need it skip with the reason; under CI (CI=true) a
+RESDEG_CIFAR_ROOT environment variable (.ci/run sets it to this project's copy in
+../shared/data). Without it, tests that need it skip with the reason; under CI (CI=true) a
 missing archive is a failure, not a skip."""
 
 from __future__ import annotations

@@ -15,6 +15,13 @@ BAD = [
     ("seed=abc", "seed='abc' is not an integer"),
     ("model.depth=abc", "model.depth='abc' is not an integer"),
     ("checkpoint_minutes=-1", "checkpoint_minutes=-1 must be a number of minutes of at least 0"),
+    ("seed=-1", "seed=-1 is too small: it must be at least 0"),
+    ("seed=4294967296", "seed=4294967296 is too large: it must be at most 4294967295"),
+    ("protocol.schedule.warmup_iterations=-1", "protocol.schedule.warmup_iterations=-1 is too small"),
+    ("data.eval_batch_size=0", "data.eval_batch_size=0 is too small: it must be at least 1"),
+    ("model.num_classes=5", "model.num_classes=5 does not match CIFAR-10's 10 classes"),
+    ("protocol.optimizer.momentum=-1", "protocol.optimizer.momentum=-1 must be a finite number of at least 0"),
+    ("trainer.devices=0", "trainer.devices=0 trains on no device"),
 ]
 
 
@@ -41,3 +48,16 @@ def test_the_shipped_configs_pass_the_checks():
                       ["experiment=degradation_imagenet"], ["data.val_size=5000"]):
         with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
             check_config(compose(config_name="config", overrides=overrides))
+
+
+def test_a_gpu_asked_for_where_none_is_usable_is_refused_up_front(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is usable here: trainer.accelerator=gpu is a valid request")
+    data = write_cifar_folder(tmp_path / "data")
+    result = run_cli("protocol=cifar_quick", f"data.root={data}", f"paths.results={tmp_path / 'results'}",
+                     f"paths.experiments={tmp_path / 'exp'}", "trainer.accelerator=gpu")
+    output = result.stdout + result.stderr
+    assert result.returncode == 2 and "trainer.accelerator=gpu but no CUDA GPU is usable here" in output, output[-3000:]
+    assert not (tmp_path / "results").exists()

@@ -536,6 +536,9 @@ def test_signals_figure_and_verdict_line_agree_with_the_paper_when_nothing_vanis
     assert report_main(["all", "--results", str(degraded)]) == 0
     assert (degraded / "figures" / "signals_cifar10_quick.png").is_file()
     assert "Signals (Section 4.1" in (degraded / "tables" / "degradation_verdict_quick.md").read_text()
+    report = (degraded / "REPORT.md").read_text()  # every number in one page, from the records
+    assert "## Verdicts" in report and "Signals (Section 4.1" in report and "figures/signals_cifar10_quick.png" in report
+    assert "No record has a measured training speed yet" in report  # records written without a pace
 
 
 def test_the_signals_verdict_says_when_the_data_contradicts_the_paper(degraded):

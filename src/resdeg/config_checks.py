@@ -21,6 +21,9 @@ PRECISIONS = ("64-true", "64", "32-true", "32", "16-true", "bf16-true", "16-mixe
 
 # CIFAR-10's training set; a held-out split (data.val_size) comes out of it
 CIFAR10_TRAIN_IMAGES = 50_000
+CIFAR10_CLASSES = 10
+# numpy.random.seed's bound (Lightning's seed_everything seeds numpy too)
+MAX_SEED = 2**32 - 1
 
 
 def _integer(cfg: DictConfig, key: str, minimum: int | None = None) -> int:
@@ -39,6 +42,13 @@ def _positive_number(cfg: DictConfig, key: str) -> float:
     return float(value)
 
 
+def _number_at_least(cfg: DictConfig, key: str, minimum: float) -> float:
+    value = _get(cfg, key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < minimum:
+        raise ResdegError(f"{key}={value!r} must be a finite number of at least {minimum:g}")
+    return float(value)
+
+
 def _get(cfg: DictConfig, key: str):
     node = cfg
     for part in key.split("."):
@@ -48,7 +58,9 @@ def _get(cfg: DictConfig, key: str):
 
 def check_config(cfg: DictConfig) -> None:
     """Raise ResdegError naming the first bad value of the composed config; return if all are good."""
-    _integer(cfg, "seed")
+    seed = _integer(cfg, "seed", 0)
+    if seed > MAX_SEED:  # numpy's seeds (Lightning seeds numpy too) end there
+        raise ResdegError(f"seed={seed} is too large: it must be at most {MAX_SEED}")
     if "depth" in cfg.model:
         _integer(cfg, "model.depth", 1)  # which depths build is the model's own check
     protocol = cfg.protocol
@@ -66,14 +78,35 @@ def check_config(cfg: DictConfig) -> None:
     for key in ("warmup_lr", "gamma"):
         if key in protocol.schedule:
             _positive_number(cfg, f"protocol.schedule.{key}")
+    if "warmup_iterations" in protocol.schedule:
+        _integer(cfg, "protocol.schedule.warmup_iterations", 0)
+    for key in ("momentum", "weight_decay"):
+        if key in protocol.get("optimizer", {}):
+            _number_at_least(cfg, f"protocol.optimizer.{key}", 0)
+    if "eval_batch_size" in cfg.data:
+        _integer(cfg, "data.eval_batch_size", 1)
     if cfg.data.get("name") == "cifar10":
         val_size = _integer(cfg, "data.val_size", 0)
         train_images = CIFAR10_TRAIN_IMAGES - val_size
         if train_images < 1:
             raise ResdegError(f"data.val_size={val_size} leaves no training images: it must be below {CIFAR10_TRAIN_IMAGES}")
+        classes = cfg.model.get("num_classes", CIFAR10_CLASSES)
+        if classes != CIFAR10_CLASSES:
+            raise ResdegError(f"model.num_classes={classes!r} does not match CIFAR-10's {CIFAR10_CLASSES} classes: "
+                              f"leave it at {CIFAR10_CLASSES}")
         if batch_size > train_images:
             raise ResdegError(f"protocol.batch_size={batch_size} is larger than the {train_images} training images: "
                               f"choose at most {train_images} (the paper's is 128)")
+    devices = cfg.trainer.get("devices", 1)
+    if isinstance(devices, int) and not isinstance(devices, bool) and devices == 0:
+        raise ResdegError("trainer.devices=0 trains on no device: give a number of at least 1, or auto")
+    accelerator = str(cfg.trainer.get("accelerator", "auto"))
+    if accelerator in ("gpu", "cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ResdegError(f"trainer.accelerator={accelerator} but no CUDA GPU is usable here "
+                              "(torch.cuda.is_available() is False): use trainer.accelerator=auto or cpu")
     precision = str(cfg.trainer.get("precision", "32-true"))
     if precision not in PRECISIONS:
         raise ResdegError(f"trainer.precision={precision!r} is unknown: choose one of {', '.join(PRECISIONS[:10])}")

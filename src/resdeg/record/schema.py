@@ -42,7 +42,7 @@ IDENTITY_FIELDS = ("run_id", "name", "group", "dataset", "arch", "depth", "short
 # are absent from records written before they existed (read as empty); eval_seconds is the
 # wall time the run spent in evaluations, inside train_seconds.
 SUMMARY_FIELDS = (*IDENTITY_FIELDS, "status", "iteration", "iterations", "parameters", "wall_time_s", "train_seconds",
-                  "eval_seconds", "evaluations")
+                  "eval_seconds", "evaluations", "signals_seconds", "train_images_per_s")
 
 
 def now_iso() -> str:

@@ -7,7 +7,8 @@ different protocols or settings are never mixed in a figure, table or verdict. A
 family trained at several budgets (quick-500, quick-1000...) also gets its budget study.
 CIFAR-10: Fig. 6, Fig. 1, Fig. 7, Section 4.1's signals, Table 6, the verdict. ImageNet: Fig. 4, Table 2, Table 3, the
 verdict. Output goes to results/figures/ and results/tables/, named with the protocol; a
-partial sweep is drawn as it is and the verdict names what is missing. ``notebook``
+partial sweep is drawn as it is and the verdict names what is missing. ``all`` also writes
+results/REPORT.md: every verdict and table, the measured speeds and benchmarks, in one file. ``notebook``
 re-executes notebooks/explore_results.ipynb in place on the same results (resdeg.report.notebook).
 """
 
@@ -136,6 +137,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(verdict.read_text())
         if dataset == "cifar10" and not args.protocol:
             written += report_budgets(results, args.what, figures, tables)
+    if args.what == "all" and not (args.protocol or args.dataset):  # the whole picture only
+        from resdeg.report.results_report import write_results_report
+
+        written.append(write_results_report(results_dir, results, written))
     for path in written:
         print(f"wrote {path}")
     if args.wandb:

@@ -5,8 +5,9 @@ non-zero variances. We also verify that the backward propagated gradients exhibi
 norms with BN." The paper shows no figure for it; this one is drawn from each record's
 signals.csv (resdeg.record.schema.SIGNAL_COLUMNS): per 3x3 layer, on one fixed training
 batch, the norm of the loss gradient with respect to the layer's response (top row) and the
-response's std (bottom row), at iteration 0, early, in the middle and at the end of training;
-plain-20/56 dashed and ResNet-20/56 solid, coloured by depth as in Fig. 6, log scale.
+response's std (bottom row, from 0), at iteration 0, early, in the middle and at the end of
+training; plain-20/56 dashed and ResNet-20/56 solid, coloured by depth as in Fig. 6; the
+gradients on a log scale.
 
 The verdict's line: the gradient at the first 3x3 layer against the gradient at the last
 (``first_to_last``), for each net at each measured iteration. A backward signal that vanished
@@ -74,8 +75,9 @@ def signals_figure(results: Results, protocol: str, caption: str | None = None):
             top.plot(at.layer, at.output_grad_norm, **style)
             bottom.plot(at.layer, at.forward_std, **style)
         top.set_title(f"iteration {iteration}", fontsize=9)
+        top.set_yscale("log")  # gradient norms span orders of magnitude
+        bottom.set_ylim(bottom=0)  # a std near 1 against 0: "non-zero variances" at a glance
         for ax in (top, bottom):
-            ax.set_yscale("log")
             ax.grid(alpha=0.3, which="both")
         bottom.set_xlabel("3x3 layer index")
     axes[0][0].set_ylabel("gradient norm at the response")
