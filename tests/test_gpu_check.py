@@ -46,17 +46,17 @@ def test_the_smoke_check_measures_every_section_and_writes_its_table(cifar_root,
 
 
 def test_runs_per_gpu_auto_takes_what_gpu_check_measured_on_this_gpu_model(monkeypatch, tmp_path):
-    from resdeg import bench, launch
+    from resdeg import devices, launch
 
     monkeypatch.setattr(launch, "cuda_device_count", lambda: 4)
-    monkeypatch.setattr(bench, "device_slug", lambda: "cuda-nvidia-h100-80gb-hbm3")
+    monkeypatch.setattr(devices, "device_slug", lambda: "cuda-nvidia-h100-80gb-hbm3")
     assert launch.runs_per_gpu("auto", tmp_path) == 1  # not measured on this GPU model: one run per GPU
     rows = [{"section": "concurrency", "metric": "aggregate_images_per_s", "runs": 2, "value": 9000.0},
             {"section": "projection", "metric": "recommended_runs_per_gpu", "runs": "", "value": 2}]
     pd.DataFrame(rows).to_csv(tmp_path / "gpu_cuda-nvidia-h100-80gb-hbm3.csv", index=False)
     assert launch.runs_per_gpu("auto", tmp_path) == 2
     assert launch.runs_per_gpu(3, tmp_path) == 3  # a number is taken as it is
-    monkeypatch.setattr(bench, "device_slug", lambda: "cuda-nvidia-a100-sxm4-40gb")
+    monkeypatch.setattr(devices, "device_slug", lambda: "cuda-nvidia-a100-sxm4-40gb")
     assert launch.runs_per_gpu("auto", tmp_path) == 1  # another GPU model's measurement is not this one's
 
 

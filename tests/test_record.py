@@ -115,3 +115,135 @@ def test_resnet110s_warm_up_protocol_is_drawn_with_the_paper_protocol():
     assert deep["group"] == "cifar10-paper_warmup"  # still its own protocol, folder and config hash
     assert compose_identity("protocol=cifar_paper_warmup", "model.depth=110", "protocol.schedule.base_lr=0.2")[
         "protocol_hash"] != plain["protocol_hash"]
+
+
+def _interrupted_record(tmp_path, iteration: int, history_rows):
+    """A record left by a killed run, its checkpoint at ``iteration``, its history as given (None: deleted)."""
+    import json
+
+    import torch
+
+    from resdeg.record import history_csv
+    from resdeg.record.layout import RunFolders
+
+    folders = RunFolders(record=tmp_path / "results" / "runs" / "g" / "r", checkpoints=tmp_path / "ckpt")
+    folders.record.mkdir(parents=True)
+    folders.checkpoints.mkdir()
+    (folders.record / "summary.json").write_text(json.dumps({"run_id": "r", "status": "running"}))
+    if history_rows is not None:
+        (folders.record / "history.csv").write_text(history_csv(history_rows))
+    torch.save({"global_step": iteration}, folders.checkpoints / "last.ckpt")
+    return folders
+
+
+def test_a_lost_history_is_refused_not_resumed_over(tmp_path):
+    from resdeg import ResdegError
+    from resdeg.record.decision import decide
+
+    folders = _interrupted_record(tmp_path, 40, None)
+    with pytest.raises(ResdegError, match="has no history.csv, but its checkpoint is at iteration 40.*force=true"):
+        decide(folders, "resnet-8-A", force=False, log_every=5)
+    assert decide(folders, "resnet-8-A", force=True, log_every=5).action == "fresh"  # the named way out
+
+
+def test_a_history_shorter_than_its_checkpoint_is_refused(tmp_path):
+    from resdeg import ResdegError
+    from resdeg.record.decision import decide
+
+    rows = [(it, "train", "error", 80.0) for it in (5, 10, 15, 20)]
+    with pytest.raises(ResdegError, match="history.csv ends at iteration 20, but its checkpoint is at iteration 40"):
+        decide(_interrupted_record(tmp_path / "a", 40, rows), "resnet-8-A", force=False, log_every=5)
+    # complete up to the last interval closed before the checkpoint (35; the one ending at 40 is open): resumed
+    rows += [(it, "train", "error", 80.0) for it in (25, 30, 35)]
+    decision = decide(_interrupted_record(tmp_path / "b", 40, rows), "resnet-8-A", force=False, log_every=5)
+    assert decision.action == "resume" and decision.iteration == 40
+
+
+def test_a_checkpoint_of_another_run_or_net_is_refused_before_training(tmp_path):
+    import torch
+
+    from resdeg import ResdegError
+    from resdeg.models import CifarNet
+    from resdeg.record.decision import check_checkpoint_is_this_run
+
+    ours = {f"model.{k}": v for k, v in CifarNet("residual", 8).state_dict().items()}
+    deeper = {f"model.{k}": v for k, v in CifarNet("residual", 14).state_dict().items()}
+    path = tmp_path / "last.ckpt"
+    torch.save({"global_step": 4, "state_dict": deeper}, path)  # written before checkpoints named their run
+    with pytest.raises(ResdegError, match=r"holds another network \(\d+ parameters differ, e\.g\. .*force=true"):
+        check_checkpoint_is_this_run(path, "resnet-8-A_seed0_x", ours)
+    torch.save({"global_step": 4, "state_dict": ours, "resdeg": {"run_id": "resnet-8-A_seed1_y"}}, path)
+    with pytest.raises(ResdegError, match=r"is another run's \(resnet-8-A_seed1_y\)"):
+        check_checkpoint_is_this_run(path, "resnet-8-A_seed0_x", ours)
+    torch.save({"global_step": 4, "state_dict": ours, "resdeg": {"run_id": "resnet-8-A_seed0_x"}}, path)
+    check_checkpoint_is_this_run(path, "resnet-8-A_seed0_x", ours)  # its own: taken
+
+
+def _race_for(folder, barrier, results) -> None:
+    import time
+
+    from resdeg import ResdegError
+    from resdeg.record import lock as lock_module
+    from resdeg.record.lock import RunLock
+
+    alive = lock_module._alive
+
+    def slow_alive(pid: int) -> bool:  # every racer judges the lock stale before any removes it
+        time.sleep(0.02)
+        return alive(pid)
+
+    lock_module._alive = slow_alive  # this racer's own process (forked)
+    lock = RunLock(folder)
+    barrier.wait()
+    try:
+        lock.acquire()
+    except ResdegError:
+        results.put(False)
+        return
+    results.put(True)
+    time.sleep(0.5)  # held while the others try: a second holder would be counted
+    lock.release()
+
+
+def test_taking_over_a_stale_lock_has_one_winner_among_many_racers(tmp_path):
+    """8 processes at once on a lock whose process is gone: exactly one takes it, every round.
+    Deleting the stale file and creating one's own is not atomic: a racer that read the same stale
+    owner and deletes after another has taken the lock deletes *its* lock. Each racer here takes
+    20 ms to judge the lock stale, so all of them read it before any deletes it."""
+    import multiprocessing
+    import platform
+
+    context = multiprocessing.get_context("fork")
+    for round_ in range(12):
+        folder = tmp_path / f"round{round_}"
+        folder.mkdir()
+        (folder / "run.lock").write_text(f"{platform.node()} 999999999\n")  # no such process
+        barrier, results = context.Barrier(8), context.Queue()
+        racers = [context.Process(target=_race_for, args=(folder, barrier, results)) for _ in range(8)]
+        for racer in racers:
+            racer.start()
+        for racer in racers:
+            racer.join(30)
+        won = [results.get(timeout=5) for _ in racers]
+        assert won.count(True) == 1, (round_, won)
+        assert not (folder / "run.lock").exists() and not (folder / "run.lock.takeover").exists()
+
+
+def test_every_summary_key_is_declared_once_and_documented():
+    """SUMMARY_KEYS is the one declaration: results/README.md's summary table documents exactly
+    those keys, every committed record uses only them, and a summary with another is refused."""
+    import json
+    import re
+
+    from conftest import REPO
+    from resdeg.record.schema import SUMMARY_KEYS, summary_json
+
+    readme = (REPO / "results" / "README.md").read_text()
+    table = readme.split("## `summary.json`")[1].split("\n## ")[0]
+    documented = {key for row in table.splitlines() if row.startswith("| `")
+                  for key in re.findall(r"`([a-z_0-9]+)`", row.split(" | ")[0])}
+    assert documented == set(SUMMARY_KEYS)
+    for path in sorted((REPO / "results" / "runs").glob("*/*/summary.json")):
+        assert set(json.loads(path.read_text())) <= set(SUMMARY_KEYS), path
+    with pytest.raises(ValueError, match=r"\['colour'\] are not declared"):
+        summary_json({"run_id": "x", "status": "complete", "colour": "blue"})

@@ -566,3 +566,21 @@ def test_records_without_signals_give_no_signals_line_or_figure(degraded):
     assert "Signals (Section 4.1" not in degradation_verdict(load_results(degraded), "quick")
     assert report_main(["figures", "--results", str(degraded)]) == 0
     assert not list(degraded.glob("figures/signals_*"))
+
+
+@pytest.mark.parametrize("summary,says", [
+    ({"run_id": "x", "status": "complete"}, "it has no name, dataset, arch, depth, protocol, seed"),
+    ({"run_id": "plain-20_seed0_s1", "name": "plain-20", "dataset": "cifar10", "arch": "plain", "depth": "20",
+      "protocol": "quick", "seed": 0, "status": "complete", "final": {"train_error": "57"}},
+     "depth='20', final.train_error='57' are not numbers"),
+])
+def test_a_malformed_record_is_named_and_skipped_never_raised_on(degraded, summary, says):
+    import json
+
+    folder = next(degraded.glob("runs/*/plain-20_seed0_s1"))
+    (folder / "summary.json").write_text(json.dumps(summary))
+    results = load_results(degraded)
+    assert len(results.runs) == 7 and "plain-20" not in set(results.runs.name)
+    (problem,) = results.problems
+    assert folder.name in problem and f"skipped, the record cannot be drawn: {says}" in problem
+    assert report_main(["all", "--results", str(degraded)]) == 0

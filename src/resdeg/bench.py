@@ -24,7 +24,6 @@ the number of workers a GPU node needs so that data loading is not the bottlenec
 from __future__ import annotations
 
 import argparse
-import platform
 import re
 import tempfile
 import time
@@ -36,25 +35,10 @@ import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 
+from resdeg.devices import device_name, device_slug, sync  # noqa: F401 - gpu_check's names too
+
 REPO = Path(__file__).resolve().parents[2]
 MODELS = (("residual", 20), ("residual", 56), ("plain", 56))
-
-
-def device_name() -> str:
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-
-
-def device_slug() -> str:
-    """``cuda-nvidia-h100-80gb-hbm3`` or ``cpu``: how result files name the device."""
-    name = "cuda-" + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-
-
-def sync() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
 
 
 def compose_cfg(arch: str, depth: int, overrides: list[str]):

@@ -50,7 +50,8 @@ import lightning.pytorch as pl
 import pandas as pd
 import torch
 
-from resdeg.bench import REPO, compose_cfg, device_name, device_slug, time_bare, time_harness
+from resdeg.bench import REPO, compose_cfg, time_bare, time_harness
+from resdeg.devices import device_name, device_slug
 
 # The degradation sweep (conf/experiment/degradation_cifar.yaml): its 8 runs, for the projection
 SWEEP = [(arch, depth) for arch in ("plain", "residual") for depth in (20, 32, 44, 56)]

@@ -25,6 +25,8 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
+from resdeg import devices
+
 log = logging.getLogger("resdeg")
 
 
@@ -46,11 +48,9 @@ def measured_runs_per_gpu(bench_dir: str | Path) -> int | None:
     this GPU model (results/bench/gpu_<device>.csv), or None where it has not run."""
     import csv
 
-    from resdeg.bench import device_slug
-
     if not cuda_device_count():
         return None
-    path = Path(bench_dir) / f"gpu_{device_slug()}.csv"
+    path = Path(bench_dir) / f"gpu_{devices.device_slug()}.csv"
     if not path.is_file():
         return None
     with open(path, newline="") as f:

@@ -25,7 +25,7 @@ from resdeg import ResdegError, RunStopped
 from resdeg.build import build_parts, build_trainer, instantiate, run_callbacks
 from resdeg.config_checks import check_config
 from resdeg.console import quiet_libraries, run_ended, run_started
-from resdeg.record.decision import Decision, decide
+from resdeg.record.decision import Decision, check_checkpoint_is_this_run, decide
 from resdeg.record.identity import run_identity
 from resdeg.record.layout import RunFolders, portable
 from resdeg.record.lock import RunLock
@@ -47,14 +47,17 @@ def train(cfg: DictConfig) -> dict:
     identity = run_identity(cfg)
     folders = RunFolders.of(cfg, identity)
     first_process = process_rank() == 0
-    decision = decide(folders, identity["name"], force=cfg.force, rank=process_rank())
+    decision = decide(folders, identity["name"], force=cfg.force, rank=process_rank(), log_every=cfg.protocol.log_every)
     if decision.action == "skip":
         log.info(f"{identity['name']}: a complete record exists at {folders.record}; skipped (force=true reruns it)")
         return decision.previous
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     parts = build_parts(cfg)
+    parts.module.run_id = identity["run_id"]  # written into every checkpoint: a resume checks it is this run's
     parts.datamodule.prepare_data()  # missing or corrupt data stops here, before any record is written
+    if decision.action == "resume":
+        check_checkpoint_is_this_run(decision.checkpoint, identity["run_id"], parts.module.state_dict())
     lock = RunLock(folders.record)
     if first_process:
         lock.acquire()

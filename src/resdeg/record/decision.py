@@ -26,7 +26,7 @@ from pathlib import Path
 
 from resdeg import ResdegError
 from resdeg.record.layout import RunFolders
-from resdeg.record.schema import read_summary
+from resdeg.record.schema import read_history, read_summary
 
 log = logging.getLogger("resdeg")
 
@@ -58,7 +58,7 @@ def launch_key() -> str | None:
 
 
 def decide(folders: RunFolders, name: str, force: bool, rank: int = 0,
-           timeout_s: float = HANDOFF_TIMEOUT_S) -> Decision:
+           timeout_s: float = HANDOFF_TIMEOUT_S, log_every: int | None = None) -> Decision:
     try:
         previous = read_summary(folders.record)
     except ResdegError:
@@ -72,6 +72,8 @@ def decide(folders: RunFolders, name: str, force: bool, rank: int = 0,
         log.warning(f"{name}: process {rank} has no decision from the first process (not started by Lightning, "
                     "srun or torchrun); it decides from the record and checkpoints itself")
     decision = _decide(folders, name, force, previous)
+    if decision.action == "resume" and log_every:
+        check_history_covers(folders.record, name, decision.iteration, log_every)
     if rank > 0:
         return decision
     os.environ[DECISION_ENV] = f"{decision.action}:{decision.checkpoint or ''}"
@@ -123,6 +125,51 @@ def _decide(folders: RunFolders, name: str, force: bool, previous: dict | None) 
         decision = (Decision("resume", previous, checkpoint, checkpoint_iteration(checkpoint)) if checkpoint
                     else Decision("fresh", previous))
     return decision
+
+
+def check_history_covers(record: Path, name: str, iteration: int, log_every: int) -> None:
+    """Refuse to resume over a history that lacks what the checkpoint at ``iteration`` says was
+    recorded: every training interval that closed before it (the interval ending at j closes
+    at the start of update j + 1, after the checkpoint of j). Resumed over, the lost rows would
+    never come back, and the completed record would look whole."""
+    expected = (iteration - 1) // log_every * log_every if iteration > 0 else 0
+    history = Path(record) / "history.csv"
+    fix = ("restore history.csv (from git or a backup), or rerun with force=true to train the run afresh "
+           "(its checkpoints are then deleted)")
+    if not history.is_file():
+        if iteration > 0:
+            raise ResdegError(f"{name}: the record {record} has no history.csv, but its checkpoint is at iteration "
+                              f"{iteration}: resuming would lose every row before it. {fix.capitalize()}")
+        return
+    if expected < log_every:
+        return
+    rows = read_history(history)
+    last = max((it for it, split, _, _ in rows if split == "train"), default=0)
+    if last < expected:
+        raise ResdegError(f"{name}: the record's history.csv ends at iteration {last}, but its checkpoint is at "
+                          f"iteration {iteration} (the training rows up to {expected} should be there): resuming would "
+                          f"lose the rows between. {fix.capitalize()}")
+
+
+def check_checkpoint_is_this_run(path: Path, run_id: str, expected_state: dict) -> None:
+    """Refuse a checkpoint that is not this run's, before training: one that names another run
+    (resdeg writes the run id into every checkpoint), or, for one that names none, whose
+    network differs (parameter names or shapes of ``expected_state``). Loaded, it would fail
+    deep inside Lightning with a traceback and mark the run failed."""
+    import torch
+
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    written_by = (checkpoint.get("resdeg") or {}).get("run_id")
+    fix = "move it away (it may be another run's), or rerun with force=true to train this run afresh"
+    if written_by is not None and written_by != run_id:
+        raise ResdegError(f"{run_id}: the checkpoint {path} is another run's ({written_by}): {fix}")
+    state = checkpoint.get("state_dict") or {}
+    got = {key: tuple(value.shape) for key, value in state.items()}
+    want = {key: tuple(value.shape) for key, value in expected_state.items()}
+    if got != want:
+        differ = sorted(set(got) ^ set(want)) + sorted(k for k in set(got) & set(want) if got[k] != want[k])
+        raise ResdegError(f"{run_id}: the checkpoint {path} holds another network ({len(differ)} parameters differ, "
+                          f"e.g. {', '.join(differ[:3])}): {fix}")
 
 
 def checkpoint_iteration(path: Path) -> int:

@@ -6,9 +6,14 @@ import errno
 import os
 import platform
 import tempfile
+import time
 from pathlib import Path
 
 from resdeg import ResdegError
+
+
+# seconds after which a takeover mutex is a dead taker's (a takeover takes microseconds)
+TAKEOVER_STALE_S = 5.0
 
 
 class RunLock:
@@ -49,9 +54,9 @@ class RunLock:
                     self.held = True
                     return
                 except FileExistsError:
-                    host, pid = self._owner()
+                    host, pid, inode = self._owner()
                     if host is None or (host == platform.node() and not _alive(pid)):
-                        self.path.unlink(missing_ok=True)  # stale: empty, unreadable, or its process is gone
+                        self._take_over(inode)  # stale: empty, unreadable, or its process is gone
                         continue
                     raise ResdegError(
                         f"this run is being trained right now by process {pid} on {host} (lock {self.path}); "
@@ -62,13 +67,49 @@ class RunLock:
         finally:
             Path(tmp).unlink(missing_ok=True)
 
-    def _owner(self) -> tuple[str | None, int]:
-        """(host, pid) written in the lock; (None, 0) when it is empty or unreadable."""
+    def _owner(self) -> tuple[str | None, int, int | None]:
+        """(host, pid) written in the lock, and the lock file's inode (read from one open file);
+        host None when it is empty or unreadable, inode None when it is gone."""
         try:
-            host, pid = self.path.read_text().split()
-            return host, int(pid)
-        except (OSError, ValueError):
-            return None, 0
+            with open(self.path) as f:
+                inode = os.fstat(f.fileno()).st_ino
+                text = f.read()
+        except OSError:
+            return None, 0, None
+        try:
+            host, pid = text.split()
+            return host, int(pid), inode
+        except ValueError:
+            return None, 0, inode
+
+    def _take_over(self, stale_inode: int | None) -> None:
+        """Remove the stale lock ``stale_inode``, one taker at a time: two processes that both
+        read the same stale lock must not both delete it, or the second deletes the lock the
+        first has just taken, and both train. Under a short-lived mutex (``run.lock.takeover``,
+        created exclusively) the lock is deleted only if it is still the stale file; every taker
+        then races for it with an atomic link, and exactly one wins."""
+        if stale_inode is None:
+            return
+        mutex = self.path.with_name("run.lock.takeover")
+        try:
+            fd = os.open(mutex, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:  # a taker killed while holding it for microseconds: its mutex is stale after seconds
+                if time.time() - mutex.stat().st_mtime > TAKEOVER_STALE_S:
+                    mutex.unlink(missing_ok=True)
+            except OSError:
+                pass
+            time.sleep(0.005)
+            return
+        try:
+            try:
+                if os.stat(self.path).st_ino == stale_inode:
+                    self.path.unlink()
+            except FileNotFoundError:
+                pass
+        finally:
+            os.close(fd)
+            mutex.unlink(missing_ok=True)
 
     def release(self) -> None:
         if self.held:

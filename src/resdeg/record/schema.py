@@ -45,6 +45,39 @@ SUMMARY_FIELDS = (*IDENTITY_FIELDS, "status", "iteration", "iterations", "parame
                   "eval_seconds", "evaluations", "signals_seconds", "train_images_per_s")
 
 
+# Every key a summary.json may hold, declared once: results/README.md documents each (a test
+# holds its table and every committed record to this), and summary_json refuses any other.
+SUMMARY_KEYS = (
+    "schema", *IDENTITY_FIELDS, "status", "message", "started_at", "updated_at", "finished_at",
+    "last", "final", "iteration", "iterations", "parameters", "multiply_adds",
+    "wall_time_s", "wall_time_before_s", "train_seconds", "eval_seconds", "evaluations",
+    "signals_seconds", "signal_measurements", "train_images_per_s", "timed_iterations",
+    "processes", "batch_per_process", "versions", "code", "host", "checkpoint_dir",
+    "resumed_at_iterations", "interrupted_at", "diverged_at", "wandb_id", "imported_from",
+)
+
+# what the report needs of every record to place it in a figure, and the fields that are numbers
+DRAWN_FIELDS = ("name", "dataset", "arch", "depth", "protocol", "seed")
+NUMBER_FIELDS = ("depth", "seed", "iteration", "iterations", "parameters", "wall_time_s", "train_seconds",
+                 "eval_seconds", "evaluations", "signals_seconds", "train_images_per_s")
+
+
+def summary_problem(summary: dict) -> str | None:
+    """Why a record's summary cannot be drawn (a field missing, a string where a number belongs),
+    or None: the report skips such a record and names it, and never raises on it."""
+    missing = [key for key in DRAWN_FIELDS if summary.get(key) is None]
+    if missing:
+        return f"it has no {', '.join(missing)}"
+    numbers = [(key, summary[key]) for key in NUMBER_FIELDS if summary.get(key) is not None]
+    numbers += [(f"final.{key}", value) for key, value in (summary.get("final") or {}).items()]
+    wrong = [f"{key}={value!r}" for key, value in numbers if isinstance(value, bool) or not isinstance(value, (int, float))]
+    if wrong:
+        return f"{', '.join(wrong)} {'is not a number' if len(wrong) == 1 else 'are not numbers'}"
+    if summary.get("final") is not None and not isinstance(summary["final"], dict):
+        return f"final={summary['final']!r} is not a table of errors"
+    return None
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -76,6 +109,11 @@ def upgrade(summary: dict) -> dict:
 
 
 def summary_json(summary: dict) -> str:
+    """summary.json's text; ValueError for a key SUMMARY_KEYS does not declare (a new key is
+    declared there and documented in results/README.md first)."""
+    undeclared = sorted(set(summary) - set(SUMMARY_KEYS))
+    if undeclared:
+        raise ValueError(f"summary keys {undeclared} are not declared in resdeg.record.schema.SUMMARY_KEYS")
     return json.dumps(summary, indent=2) + "\n"
 
 

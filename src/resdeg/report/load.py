@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from resdeg.record import HISTORY_COLUMNS, LAYER_RESPONSE_COLUMNS, SIGNAL_COLUMNS, SUMMARY_FIELDS, parse_summary
+from resdeg.record.schema import summary_problem
 
 SUMMARY_COLUMNS = list(SUMMARY_FIELDS)
 
@@ -62,6 +63,10 @@ def load_results(results_dir: str | Path = "results") -> Results:
                 raise ValueError(f"unexpected columns {list(history.columns)}")
         except (OSError, ValueError, pd.errors.ParserError) as exc:
             problems.append(f"{folder}: skipped, the record cannot be read ({type(exc).__name__}: {exc})")
+            continue
+        problem = summary_problem(summary)
+        if problem:
+            problems.append(f"{folder}: skipped, the record cannot be drawn: {problem}")
             continue
         row = {key: summary.get(key) for key in SUMMARY_COLUMNS}
         final = summary.get("final") or {}

@@ -24,8 +24,8 @@ record or a benchmark file of this harness. Record schema and file formats:
 
 
 def _demoted(markdown: str) -> str:
-    """A generated file's text inside this one: its headings one level down."""
-    return "\n".join(f"#{line}" if line.startswith("#") else line for line in markdown.strip().splitlines())
+    """A generated file's text inside this one: its headings two levels down (under a section)."""
+    return "\n".join(f"##{line}" if line.startswith("#") else line for line in markdown.strip().splitlines())
 
 
 def _speed(results: Results) -> str:

@@ -59,6 +59,8 @@ class ClassifierModule(pl.LightningModule):
         self.evaluation_owed = False
         # ImageNet's tables give top-1 and top-5 error
         self.top5 = top5
+        # the run this module trains (set by resdeg.train), written into its checkpoints
+        self.run_id: str | None = None
         self._reset_train_sums()
         self._reset_warmup_sums()
 
@@ -252,6 +254,7 @@ class ClassifierModule(pl.LightningModule):
     # (the schedule's state is the scheduler's, in Lightning's "lr_schedulers" entry)
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["resdeg"] = {
+            "run_id": self.run_id,  # whose checkpoint it is (resdeg.record.decision.check_checkpoint_is_this_run)
             "train_sums": (self._loss_sum.item(), self._wrong.item(), self._seen),
             "warmup_sums": (self._warmup_wrong.item(), self._warmup_seen),
         }
