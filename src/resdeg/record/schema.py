@@ -42,7 +42,7 @@ IDENTITY_FIELDS = ("run_id", "name", "group", "dataset", "arch", "depth", "short
 # are absent from records written before they existed (read as empty); eval_seconds is the
 # wall time the run spent in evaluations, inside train_seconds.
 SUMMARY_FIELDS = (*IDENTITY_FIELDS, "status", "iteration", "iterations", "parameters", "wall_time_s", "train_seconds",
-                  "eval_seconds", "evaluations", "signals_seconds", "train_images_per_s")
+                  "eval_seconds", "evaluations", "signals_seconds", "signal_measurements", "train_images_per_s")
 
 
 # Every key a summary.json may hold, declared once: results/README.md documents each (a test
@@ -59,7 +59,7 @@ SUMMARY_KEYS = (
 # what the report needs of every record to place it in a figure, and the fields that are numbers
 DRAWN_FIELDS = ("name", "dataset", "arch", "depth", "protocol", "seed")
 NUMBER_FIELDS = ("depth", "seed", "iteration", "iterations", "parameters", "wall_time_s", "train_seconds",
-                 "eval_seconds", "evaluations", "signals_seconds", "train_images_per_s")
+                 "eval_seconds", "evaluations", "signals_seconds", "signal_measurements", "train_images_per_s")
 
 
 def summary_problem(summary: dict) -> str | None:

@@ -46,6 +46,23 @@ def _speed(results: Results) -> str:
             + table.to_markdown(index=False))
 
 
+def _signals_cost(results: Results) -> str | None:
+    """What Section 4.1's probe costs against an evaluation, from the records that measured both."""
+    runs = results.runs
+    have = runs[runs.signals_seconds.notna() & (runs.signal_measurements.fillna(0) > 0)
+                & (runs.evaluations.fillna(0) > 0)]
+    if not len(have):
+        return None
+    table = have.assign(
+        s_per_evaluation=have.eval_seconds / have.evaluations,
+        s_per_signal_measurement=have.signals_seconds / have.signal_measurements,
+    ).groupby(["protocol", "name"])[["s_per_evaluation", "s_per_signal_measurement"]].median()
+    table["signals_over_evaluation_%"] = 100 * table.s_per_signal_measurement / table.s_per_evaluation
+    return ("What Section 4.1's signals cost (`signals_seconds` / `signal_measurements`: one forward and backward "
+            "pass of a training batch) against one evaluation of the test set (`eval_seconds` / `evaluations`), "
+            "median over runs:\n\n" + table.round(3).reset_index().to_markdown(index=False))
+
+
 def _bench(bench_dir: Path) -> list[str]:
     parts = []
     for path in sorted(bench_dir.glob("*.csv")):
@@ -60,7 +77,8 @@ def _bench(bench_dir: Path) -> list[str]:
 def write_results_report(results_dir: Path, results: Results, written: list[Path]) -> Path:
     """REPORT.md from the files the report wrote (verdicts and tables embedded, figures linked)."""
     results_dir = Path(results_dir)
-    sections = [HEADER, "## Measured speed\n\n" + _speed(results)]
+    cost = _signals_cost(results)
+    sections = [HEADER, "## Measured speed\n\n" + _speed(results) + (f"\n\n{cost}" if cost else "")]
     verdicts = [p for p in written if p.suffix == ".md" and p.name.startswith("degradation_verdict")]
     tables = [p for p in written if p.suffix == ".md" and not p.name.startswith("degradation_verdict")]
     figures = [p for p in written if p.suffix == ".png"]
