@@ -68,6 +68,20 @@ def read_until(process: subprocess.Popen, text: str, timeout: float = 300) -> st
     return "".join(lines)
 
 
+def kill_during_the_evaluation_of(victim: Path, cifar_root, iteration: int) -> None:
+    """SIGKILL a run inside the evaluation of ``iteration``, once its last.ckpt of that iteration is written."""
+    process = start_run(victim, cifar_root, "data.eval_batch_size=250")
+    wait_for_checkpoint(victim, iteration, process)
+    (step_file,) = (victim / "experiments").rglob(f"*step={iteration}.ckpt")
+    last = step_file.with_name("last.ckpt")
+    deadline = time.time() + 60
+    while not (last.is_file() and last.stat().st_mtime >= step_file.stat().st_mtime) and time.time() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.5)  # last.ckpt complete; the 10k-image evaluation takes seconds
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+
 @pytest.fixture(scope="module")
 def twin_record(cifar_root, tmp_path_factory) -> Path:
     """The record of the uninterrupted run that every killed-and-resumed run must equal."""
@@ -120,16 +134,7 @@ def test_kill_during_the_evaluation_of_a_checkpoint_iteration_or_a_cut_last_ckpt
 
     # (a) killed during the evaluation at 12, after last.ckpt of iteration 12 was written
     victim = tmp_path / "during_eval"
-    process = start_run(victim, cifar_root, "data.eval_batch_size=250")
-    wait_for_checkpoint(victim, 12, process)
-    (step_file,) = (victim / "experiments").rglob("*step=12.ckpt")
-    last = step_file.with_name("last.ckpt")
-    deadline = time.time() + 60
-    while not (last.is_file() and last.stat().st_mtime >= step_file.stat().st_mtime) and time.time() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.5)  # last.ckpt complete; the 10k-image evaluation takes seconds
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    kill_during_the_evaluation_of(victim, cifar_root, 12)
     killed = pd.read_csv(only_record(victim) / "history.csv")
     assert killed.query("split == 'test' and iteration == 12").empty  # the kill landed inside the evaluation
     resumed = run_cli(*SHORT, *paths(victim), "data.eval_batch_size=250", env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
@@ -171,16 +176,7 @@ def test_a_kill_during_the_final_evaluation_loses_neither_the_last_interval_nor_
     training rows and the signals of iteration 24 are recorded after the fit instead. History
     and signals equal the uninterrupted twin's, row for row."""
     victim = tmp_path / "final_eval"
-    process = start_run(victim, cifar_root, "data.eval_batch_size=250")
-    wait_for_checkpoint(victim, 24, process)
-    (step_file,) = (victim / "experiments").rglob("*step=24.ckpt")
-    last = step_file.with_name("last.ckpt")
-    deadline = time.time() + 60
-    while not (last.is_file() and last.stat().st_mtime >= step_file.stat().st_mtime) and time.time() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.5)  # last.ckpt complete; the 10k-image evaluation takes seconds
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    kill_during_the_evaluation_of(victim, cifar_root, 24)
     killed = pd.read_csv(only_record(victim) / "history.csv")
     assert killed.query("iteration == 24").empty  # the kill landed inside the final evaluation
     resumed = run_cli(*SHORT, *paths(victim), "data.eval_batch_size=250", env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
