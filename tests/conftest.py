@@ -104,3 +104,17 @@ IMAGENET_TINY = [
     "protocol.eval_every=3",
     "protocol.checkpoint_every=3",
 ]
+
+
+@pytest.fixture(scope="session")
+def slurm(tmp_path_factory):
+    """A real one-node SLURM cluster for the session (tests/slurm_cluster.py), installed from
+    Debian's packages where missing; the tests that use it skip, with the reason, where it cannot
+    be installed (not root, no apt)."""
+    from slurm_cluster import SlurmCluster, install
+
+    reason = install()
+    if reason:
+        pytest.skip(f"no SLURM: {reason}")
+    with SlurmCluster.start(tmp_path_factory.mktemp("slurm")) as cluster:
+        yield cluster

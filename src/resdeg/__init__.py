@@ -12,7 +12,7 @@ class ResdegError(Exception):
 
 
 class RunStopped(ResdegError):
-    """A run stopped from outside (SIGTERM, SIGUSR1, Ctrl-C), its record interrupted and its
+    """A run stopped from outside (SIGTERM, SIGUSR1, SIGUSR2, Ctrl-C), its record interrupted and its
     checkpoint saved: a sweep stops with it, where another job's error lets the sweep go on."""
 
 

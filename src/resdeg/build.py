@@ -85,7 +85,7 @@ def compile_network(model, value) -> None:
 def run_callbacks(cfg: DictConfig, run_name: str, checkpoints, stream=None, recorder=None) -> list:
     """The callbacks of a training run: progress (a bar on a terminal, lines elsewhere), the
     periodic and last checkpoints (every ``protocol.checkpoint_every`` iterations and every
-    ``checkpoint_minutes``), the pre-emption checkpoint (SIGTERM, SIGUSR1), the pace (measured
+    ``checkpoint_minutes``), the pre-emption checkpoint (SIGTERM, SIGUSR1, SIGUSR2), the pace (measured
     images/s and the expected wall time, kept in the record), and where ``gradient_signals``
     asks, Section 4.1's forward and backward signals (resdeg.training.signals), written to
     the run record ``recorder`` (resdeg.training.recorder.RunRecorder) when there is one."""
@@ -136,5 +136,13 @@ def wall_clock_checkpoint(cfg: DictConfig, checkpoints) -> list:
 
 def build_trainer(cfg: DictConfig, **kwargs):
     """The Lightning Trainer of conf/trainer/, with this run's loggers, callbacks, devices
-    and any overrides (a benchmark sets its own max_steps and turns evaluation off)."""
+    and any overrides (a benchmark sets its own max_steps and turns evaluation off).
+
+    In a SLURM job, Lightning's own auto-requeue is off: the run's pre-emption checkpoint
+    (resdeg.training.preemption) and submitit requeue it, where Lightning would requeue on
+    SIGUSR1 with a checkpoint of its own (hpc_ckpt) that the run's resume does not read."""
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+    if SLURMEnvironment.detect() and "plugins" not in kwargs:
+        kwargs["plugins"] = [SLURMEnvironment(auto_requeue=False)]
     return instantiate(cfg.trainer, **kwargs)

@@ -194,8 +194,9 @@ def ddp_job(cfg):
 NOT_COMPLETE_FILE = "jobs_not_complete.txt"
 
 
-def note_job_not_complete(error: Exception) -> bool:
-    """In a job of a multirun, note that it did not complete (and why) for the sweep's end;
+def note_job_not_complete(error: Exception, write: bool = True) -> bool:
+    """In a job of a multirun, note that it did not complete (and why) for the sweep's end
+    (``write``: the first process of a DDP job notes it, the others return the same);
     False outside a multirun, where the error ends the process at once."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -203,12 +204,17 @@ def note_job_not_complete(error: Exception) -> bool:
     if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
         return False
     hydra_cfg = HydraConfig.get()
-    folder = Path(hydra_cfg.sweep.dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    line = f"job {hydra_cfg.job.num} ({' '.join(hydra_cfg.overrides.task)}): {error}".replace("\n", " ")
-    with open(folder / NOT_COMPLETE_FILE, "a") as f:  # one short append per job: whole lines under joblib too
-        f.write(line + "\n")
+    if write:
+        write_job_not_complete(Path(hydra_cfg.sweep.dir), hydra_cfg.job.num, hydra_cfg.overrides.task, error)
     return True
+
+
+def write_job_not_complete(sweep_dir: Path, job_num: int, overrides, why) -> None:
+    """One line in the sweep's list of jobs that did not complete (read by SweepOutcome)."""
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    line = f"job {job_num} ({' '.join(overrides)}): {why}".replace("\n", " ")
+    with open(sweep_dir / NOT_COMPLETE_FILE, "a") as f:  # one short append per job: whole lines under joblib too
+        f.write(line + "\n")
 
 
 class SweepOutcome(Callback):

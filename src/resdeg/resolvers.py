@@ -22,6 +22,12 @@ def times(a: float, b: float) -> int | float:
     return int(product) if product.is_integer() else product
 
 
+def with_gpus(gpus: int, with_gpus, without_gpus):
+    """``with_gpus`` where a job asks for GPUs, else ``without_gpus``: lets the SLURM launcher
+    size tasks, CPUs and memory for a GPU node and for a CPU-only one from ``gpus_per_node``."""
+    return with_gpus if int(gpus or 0) > 0 else without_gpus
+
+
 def _parallel_jobs(runs_per_gpu, cpu_jobs: int, results: str = "results") -> int:
     from pathlib import Path
 
@@ -36,7 +42,7 @@ def _imagenet_paper_option(depth: int) -> str:
     return imagenet_paper_option(depth)
 
 
-RESOLVERS = {"percent_of": percent_of, "times": times, "resdeg_parallel_jobs": _parallel_jobs,
+RESOLVERS = {"percent_of": percent_of, "times": times, "with_gpus": with_gpus, "resdeg_parallel_jobs": _parallel_jobs,
              "imagenet_paper_option": _imagenet_paper_option}
 
 

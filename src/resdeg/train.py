@@ -122,7 +122,7 @@ def _fit_and_record(cfg: DictConfig, identity: dict, folders: RunFolders, decisi
     )
 
     started = time.monotonic()
-    preemption.install()  # SIGTERM/SIGUSR1 stop the run cleanly from here to the end of the record
+    preemption.install()  # SIGTERM/SIGUSR1/SIGUSR2 stop the run cleanly from here to the end of the record
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=decision.checkpoint)
         preemption.stop_if_received(trainer)  # e.g. during the loop's last evaluation
@@ -148,15 +148,22 @@ def _fit_and_record(cfg: DictConfig, identity: dict, folders: RunFolders, decisi
         return recorder.summary
     except RunInterrupted as exc:
         _finish(recorder, loggers, "interrupted", message=str(exc), interrupted_at=exc.iteration)
+        handler = preemption.next_handler()
+        if handler is not None:  # submitit's: it requeues the job and exits here, or raises why it will not
+            log.warning(f"{identity['name']}: {exc}; {exc.signal_name} handed on to {handler.__qualname__}")
+            handler(preemption.received, None)
         raise RunStopped(f"{identity['name']}: {exc}; run the same command again to resume it") from None
     except (KeyboardInterrupt, SystemExit) as exc:
         # Ctrl-C: Lightning catches the KeyboardInterrupt, marks the trainer interrupted and exits(1)
-        if not (isinstance(exc, KeyboardInterrupt) or trainer.interrupted):
+        # inside its handler (so the SystemExit's context is the KeyboardInterrupt)
+        ctrl_c = isinstance(exc, KeyboardInterrupt) or isinstance(exc.__context__, KeyboardInterrupt)
+        if not (ctrl_c or trainer.interrupted):
             _finish(recorder, loggers, "failed", message=f"{type(exc).__name__}: {exc}")
             raise
-        _finish(recorder, loggers, "interrupted", message=f"Ctrl-C at iteration {trainer.global_step}",
+        how = "Ctrl-C" if ctrl_c else f"an exit ({type(exc).__name__} {exc})"
+        _finish(recorder, loggers, "interrupted", message=f"{how} at iteration {trainer.global_step}",
                 interrupted_at=trainer.global_step)
-        raise RunStopped(f"{identity['name']}: stopped by Ctrl-C at iteration {trainer.global_step}; run the same "
+        raise RunStopped(f"{identity['name']}: stopped by {how} at iteration {trainer.global_step}; run the same "
                           "command again to resume it from its last checkpoint") from None
     except BaseException as exc:
         _finish(recorder, loggers, "failed", message=f"{type(exc).__name__}: {exc}")
@@ -269,7 +276,7 @@ def main(cfg: DictConfig) -> None:
         log.error(f"error: {exc}")
         # one job of a sweep that cannot run (locked, data missing...) lets the others go on, and
         # the sweep exits 2 at its end (resdeg.launch.SweepOutcome); a stopped run stops the sweep
-        if isinstance(exc, RunStopped) or not note_job_not_complete(exc):
+        if isinstance(exc, RunStopped) or not note_job_not_complete(exc, write=process_rank() == 0):
             sys.exit(2)
 
 

@@ -1,6 +1,12 @@
-"""Pre-emption: SIGTERM (a scheduler ending the job) or SIGUSR1 (SLURM's advance warning,
-``#SBATCH --signal=USR1@90``) stop the run with ``last.ckpt`` saved and the record marked
-``interrupted``; re-launching the same command resumes it from there.
+"""Pre-emption: SIGTERM (a scheduler ending or requeueing the job), SIGUSR2 (submitit's advance
+warning before a SLURM time limit, ``#SBATCH --signal=USR2@120``; ``SUBMITIT_PREEMPT_SIGNAL``
+names another) or SIGUSR1 (a warning a job script asks for) stop the run with ``last.ckpt``
+saved at the current iteration and the record marked ``interrupted``; re-launching the same
+command resumes it from there.
+
+Where someone else also wanted the signal (submitit, which requeues the job on its warning
+signal), it is handed on once the checkpoint is saved (``next_handler``): under submitit the job is
+requeued and resumes exactly, instead of being requeued mid-iteration with no checkpoint.
 
 The signal is honoured wherever it lands in a run's life: during training (at the end of the
 current iteration), during an evaluation inside the loop (at the end of that evaluation), or
@@ -14,13 +20,19 @@ one every step). A single-device run reads its own flag: no collective, no devic
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from pathlib import Path
 
 import lightning.pytorch as pl
 
-SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+def preemption_signals(env=os.environ) -> tuple[signal.Signals, ...]:
+    """The signals that stop a run cleanly: SIGTERM, SIGUSR1, SIGUSR2, and the one submitit was
+    told to use for its warning (``SUBMITIT_PREEMPT_SIGNAL``, without ``SIG``), if another."""
+    names = ["SIGTERM", "SIGUSR1", "SIGUSR2", "SIG" + env.get("SUBMITIT_PREEMPT_SIGNAL", "USR2")]
+    return tuple(dict.fromkeys(getattr(signal, name) for name in names if hasattr(signal, name)))
 
 
 class RunInterrupted(RuntimeError):
@@ -43,7 +55,7 @@ class PreemptionCheckpoint(pl.Callback):
 
     def _register(self) -> None:
         if threading.current_thread() is threading.main_thread():  # signals can only be set there
-            for sig in SIGNALS:
+            for sig in preemption_signals():
                 previous = signal.signal(sig, self._handler)
                 self._previous.setdefault(sig, previous)
 
@@ -52,6 +64,14 @@ class PreemptionCheckpoint(pl.Callback):
         the final evaluation, so a signal is never the default (the process killed, the record
         left ``running``)."""
         self._register()
+
+    def next_handler(self):
+        """The handler the received signal had before this run's, to hand it on to once the
+        checkpoint is saved (submitit's, which requeues the job and exits, or says why it will
+        not); None where that was Python's default (not callable) or Lightning's own."""
+        previous = self._previous.get(self.received) if self.received is not None else None
+        owner = getattr(previous, "__module__", "") or ""
+        return previous if callable(previous) and not owner.startswith("lightning") else None
 
     def restore(self) -> None:
         if threading.current_thread() is threading.main_thread():
