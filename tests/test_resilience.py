@@ -68,9 +68,9 @@ def read_until(process: subprocess.Popen, text: str, timeout: float = 300) -> st
     return "".join(lines)
 
 
-def kill_during_the_evaluation_of(victim: Path, cifar_root, iteration: int) -> None:
+def kill_during_the_evaluation_of(victim: Path, cifar_root, iteration: int, *extra: str) -> None:
     """SIGKILL a run inside the evaluation of ``iteration``, once its last.ckpt of that iteration is written."""
-    process = start_run(victim, cifar_root, "data.eval_batch_size=250")
+    process = start_run(victim, cifar_root, "data.eval_batch_size=250", *extra)
     wait_for_checkpoint(victim, iteration, process)
     (step_file,) = (victim / "experiments").rglob(f"*step={iteration}.ckpt")
     last = step_file.with_name("last.ckpt")
@@ -168,6 +168,22 @@ def test_kill_during_the_evaluation_of_a_checkpoint_iteration_or_a_cut_last_ckpt
     assert refused.returncode == 2 and "no checkpoint of this run can be read" in refused.stdout + refused.stderr
 
 
+def test_the_evaluation_a_resumed_run_owes_is_made_in_the_runs_precision(cifar_root, tmp_path):
+    """Under bf16-mixed (CPU autocast has bf16), a run killed during the evaluation of its
+    checkpoint iteration redoes it on resume, before training: in the same autocast as Lightning's
+    own validation loop, so its rows equal the uninterrupted twin's (in fp32 they differed)."""
+    bf16 = ["trainer.precision=bf16-mixed", "data.eval_batch_size=250", "gradient_signals=false"]
+    twin = run_cli(*SHORT, *paths(tmp_path / "twin"), *bf16, env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    assert twin.returncode == 0, twin.stdout[-3000:] + twin.stderr[-3000:]
+    victim = tmp_path / "victim"
+    kill_during_the_evaluation_of(victim, cifar_root, 12, *bf16)
+    assert pd.read_csv(only_record(victim) / "history.csv").query("split == 'test' and iteration == 12").empty
+    resumed = run_cli(*SHORT, *paths(victim), *bf16, env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert json.loads((only_record(victim) / "summary.json").read_text())["resumed_at_iterations"] == [12]
+    pd.testing.assert_frame_equal(sorted_history(only_record(victim)), sorted_history(only_record(tmp_path / "twin")))
+
+
 def test_a_kill_during_the_final_evaluation_loses_neither_the_last_interval_nor_a_signal(cifar_root, tmp_path,
                                                                                        twin_record, twin_history):
     """last.ckpt of the last iteration (24) is written before the final evaluation, with the
@@ -250,9 +266,11 @@ def summary_path(tmp: Path) -> Path:
 
 
 @pytest.mark.parametrize("sent,says", [(signal.SIGTERM, "SIGTERM received: stopped at iteration"),
-                                       (signal.SIGINT, "stopped by Ctrl-C at iteration")], ids=["sigterm", "ctrl-c"])
+                                       (signal.SIGUSR2, "SIGUSR2 received: stopped at iteration"),
+                                       (signal.SIGINT, "stopped by Ctrl-C at iteration")], ids=["sigterm", "sigusr2", "ctrl-c"])
 def test_a_stopped_run_is_recorded_interrupted_and_says_how_to_resume(cifar_root, tmp_path, sent, says):
-    """SIGTERM (pre-emption) saves last.ckpt; Ctrl-C is "interrupted" too, never "failed"."""
+    """SIGTERM (pre-emption) and SIGUSR2 (submitit's warning) save last.ckpt; Ctrl-C is
+    "interrupted" too, never "failed"."""
     process = start_run(tmp_path, cifar_root, "protocol.iterations=400")
     wait_for_checkpoint(tmp_path, 4, process)
     process.send_signal(sent)
@@ -261,8 +279,41 @@ def test_a_stopped_run_is_recorded_interrupted_and_says_how_to_resume(cifar_root
     assert says in output and "run the same command again to resume" in output
     summary = json.loads((only_record(tmp_path) / "summary.json").read_text())
     assert summary["status"] == "interrupted" and 4 <= summary["interrupted_at"] < 400
-    if sent == signal.SIGTERM:
+    if sent != signal.SIGINT:
         assert list((tmp_path / "experiments" / "checkpoints").rglob("last.ckpt"))
+
+
+def test_a_signal_submitit_also_handles_is_handed_on_only_after_the_checkpoint():
+    """submitit's handler requeues the job and exits at once; the run's handler takes the
+    signal first (the checkpoint is saved at the end of the iteration) and hands it on after."""
+    from resdeg.training.preemption import PreemptionCheckpoint, preemption_signals
+
+    handed = []
+
+    def submitits(signum, frame):
+        handed.append(signum)
+
+    before = signal.signal(signal.SIGUSR2, submitits)
+    try:
+        preemption = PreemptionCheckpoint("last.ckpt")
+        preemption.install()
+        os.kill(os.getpid(), signal.SIGUSR2)
+        assert preemption.received == signal.SIGUSR2 and handed == []
+        assert preemption.next_handler() is submitits
+        preemption.restore()
+        assert signal.getsignal(signal.SIGUSR2) is submitits
+    finally:
+        signal.signal(signal.SIGUSR2, before)
+    alone = PreemptionCheckpoint("last.ckpt")  # Python's default before: nothing to hand on to
+    alone.install()
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert alone.received == signal.SIGTERM and alone.next_handler() is None
+    finally:
+        alone.restore()
+    # SUBMITIT_PREEMPT_SIGNAL names submitit's warning signal, which is then handled too
+    assert preemption_signals({"SUBMITIT_PREEMPT_SIGNAL": "HUP"}) == (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2,
+                                                                      signal.SIGHUP)
 
 
 def test_a_run_stopped_before_its_first_periodic_checkpoint_keeps_one_last_ckpt_when_resumed(cifar_root, tmp_path):

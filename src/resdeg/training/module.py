@@ -168,13 +168,16 @@ class ClassifierModule(pl.LightningModule):
     def _evaluate_now(self) -> None:
         """The evaluation of the current iteration, outside Lightning's validation loop: a run
         resumed from the checkpoint of an evaluation iteration, killed during that evaluation,
-        owes it (see resdeg.train). Same batches, sums and logging as validation."""
+        owes it (see resdeg.train). Same batches, sums and logging as validation, and the same
+        arithmetic: inside the precision's context, as Lightning's loop runs validation_step
+        (under bf16-mixed: autocast), so the rows equal the uninterrupted run's."""
         self.model.eval()
         try:
             self.on_validation_epoch_start()
             for index, batches in enumerate(self.trainer.datamodule.val_dataloader()):
                 for images, labels in batches:
-                    self.validation_step((images.to(self.device), labels.to(self.device)), 0, index)
+                    with self.trainer.precision_plugin.val_step_context():
+                        self.validation_step((images.to(self.device), labels.to(self.device)), 0, index)
             self.on_validation_epoch_end(feed_progress_bar=False)
         finally:
             self.model.train()
