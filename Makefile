@@ -79,10 +79,12 @@ test: setup
 
 # The CIFAR-10 protocol a target runs ($$protocol): PROTOCOL=paper or quick, or auto: the
 # paper's with a GPU, the quick CPU family without one, said in one line with what the quick
-# run shows for this target ($(1), one of the QUICK_SHOWS_* below)
+# run shows for this target ($(1), one of the QUICK_SHOWS_* below); a GPU that this torch
+# cannot use (a driver older than its CUDA) stops it with the fix (resdeg.devices)
 CHOOSE_PROTOCOL = protocol=$(PROTOCOL); \
 	if [ "$$protocol" = auto ]; then \
-	  if $(PY) -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'; then protocol=paper; \
+	  $(PY) -m resdeg.devices; gpu=$$?; [ $$gpu != 2 ] || exit 2; \
+	  if [ $$gpu = 0 ]; then protocol=paper; \
 	  else protocol=quick; echo "No GPU found: running the quick CPU protocol (conf/protocol/cifar_quick.yaml, 500 iterations unless protocol.iterations=N; each run says its expected wall time). $(1) PROTOCOL=paper runs the paper's 64k iterations."; fi; \
 	fi
 QUICK_SHOWS_degradation := At 500 iterations it shows the plain half of Fig. 6; the budget study (make sweep-budget SEEDS=0,1; results/REPORT.md) measures which budget shows the residual half.

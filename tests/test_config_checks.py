@@ -61,3 +61,54 @@ def test_a_gpu_asked_for_where_none_is_usable_is_refused_up_front(tmp_path):
     output = result.stdout + result.stderr
     assert result.returncode == 2 and "trainer.accelerator=gpu but no CUDA GPU is usable here" in output, output[-3000:]
     assert not (tmp_path / "results").exists()
+
+
+@pytest.fixture
+def gpu_this_torch_cannot_use(tmp_path, monkeypatch):
+    """A machine with an NVIDIA device node and a driver older than this torch's CUDA: faked by
+    pointing resdeg.devices at a folder holding ``nvidia0`` and a /proc-style version file."""
+    import torch
+
+    from resdeg import devices
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is usable here: the preflight has nothing to refuse")
+    (tmp_path / "dev").mkdir()
+    (tmp_path / "dev" / "nvidia0").touch()
+    (tmp_path / "version").write_text("NVRM version: NVIDIA UNIX x86_64 Kernel Module  470.57.02  Tue Jul 13 2021\n")
+    monkeypatch.setattr(devices, "DEVICE_NODES", tmp_path / "dev")
+    monkeypatch.setattr(devices, "DRIVER_VERSION_FILE", tmp_path / "version")
+
+
+def test_a_gpu_this_torch_cannot_use_stops_a_gpu_protocol_with_the_driver_and_the_fix(gpu_this_torch_cannot_use):
+    """Where the driver is older than the torch build's CUDA, torch sees no GPU: a paper-protocol
+    run would have trained on the CPU for days without a word. It stops, naming the driver, the
+    build's CUDA and the fix; the quick protocol and trainer.accelerator=cpu run on the CPU on purpose."""
+    import torch
+    from hydra import compose, initialize_config_dir
+
+    from conftest import REPO
+    from resdeg import ResdegError, devices
+    from resdeg.config_checks import check_config
+
+    reason = devices.unusable_gpu()
+    assert "/nvidia0" in reason and "driver 470.57.02" in reason and f"CUDA {torch.version.cuda}" in reason
+    assert "--index-url https://download.pytorch.org/whl/cu" in reason and "PROTOCOL=quick" in reason
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        paper = compose(config_name="config", overrides=["protocol=cifar_paper"])
+        quick = compose(config_name="config", overrides=["protocol=cifar_quick"])
+        on_cpu = compose(config_name="config", overrides=["protocol=cifar_paper", "trainer.accelerator=cpu"])
+    with pytest.raises(ResdegError, match="driver 470.57.02"):
+        check_config(paper)
+    check_config(quick)
+    check_config(on_cpu)
+
+
+def test_without_any_nvidia_device_there_is_nothing_to_refuse(tmp_path, monkeypatch):
+    import shutil
+
+    from resdeg import devices
+
+    monkeypatch.setattr(devices, "DEVICE_NODES", tmp_path)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert devices.unusable_gpu() is None

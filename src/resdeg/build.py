@@ -8,6 +8,8 @@ a benchmark times exactly what a sweep runs. The Trainer's values that come from
 
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass
 
 import hydra
@@ -143,6 +145,7 @@ def build_trainer(cfg: DictConfig, **kwargs):
     SIGUSR1 with a checkpoint of its own (hpc_ckpt) that the run's resume does not read."""
     from lightning.pytorch.plugins.environments import SLURMEnvironment
 
-    if SLURMEnvironment.detect() and "plugins" not in kwargs:
+    # (asked only inside a SLURM job: elsewhere detect() warns wherever srun is installed)
+    if "SLURM_JOB_ID" in os.environ and SLURMEnvironment.detect() and "plugins" not in kwargs:
         kwargs["plugins"] = [SLURMEnvironment(auto_requeue=False)]
     return instantiate(cfg.trainer, **kwargs)

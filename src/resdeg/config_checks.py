@@ -14,6 +14,7 @@ import math
 from omegaconf import DictConfig
 
 from resdeg import ResdegError
+from resdeg.devices import unusable_gpu
 
 # Lightning 2's precision values (lightning.fabric.connector); anything else fails deep inside the Trainer
 PRECISIONS = ("64-true", "64", "32-true", "32", "16-true", "bf16-true", "16-mixed", "bf16-mixed", "16", "bf16",
@@ -106,7 +107,12 @@ def check_config(cfg: DictConfig) -> None:
 
         if not torch.cuda.is_available():
             raise ResdegError(f"trainer.accelerator={accelerator} but no CUDA GPU is usable here "
-                              "(torch.cuda.is_available() is False): use trainer.accelerator=auto or cpu")
+                              f"({unusable_gpu() or 'torch.cuda.is_available() is False'}): use trainer.accelerator=auto or cpu")
+    elif accelerator == "auto" and cfg.get("protocol", {}).get("family") != "quick":
+        # a GPU protocol on a machine whose GPU this torch cannot use would train on the CPU for days
+        reason = unusable_gpu()
+        if reason:
+            raise ResdegError(reason)
     precision = str(cfg.trainer.get("precision", "32-true"))
     if precision not in PRECISIONS:
         raise ResdegError(f"trainer.precision={precision!r} is unknown: choose one of {', '.join(PRECISIONS[:10])}")

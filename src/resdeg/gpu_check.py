@@ -51,6 +51,7 @@ import pandas as pd
 import torch
 
 from resdeg.bench import REPO, compose_cfg, time_bare, time_harness
+from resdeg import devices
 from resdeg.devices import device_name, device_slug
 
 # The degradation sweep (conf/experiment/degradation_cifar.yaml): its 8 runs, for the projection
@@ -486,6 +487,10 @@ def main(argv: list[str] | None = None) -> int:
     quiet_libraries()
     gpu = torch.cuda.is_available()
     plan = SMOKE if args.smoke or not gpu else FULL
+    unusable = None if gpu or args.smoke else devices.unusable_gpu()
+    if unusable:  # a GPU is here but this torch cannot use it: measuring the CPU would say nothing of it
+        print(f"[gpu-check] error: {unusable} (--smoke runs the CPU smoke check on purpose)", file=sys.stderr, flush=True)
+        return 2
     if not gpu:
         print("[gpu-check] no GPU found: running the smoke version (tiny nets, a few iterations); "
               "its files go to experiments/gpu_check/, never to results/", flush=True)
