@@ -177,6 +177,11 @@ def test_a_checkpoint_of_another_run_or_net_is_refused_before_training(tmp_path)
         check_checkpoint_is_this_run(path, "resnet-8-A_seed0_x", ours)
     torch.save({"global_step": 4, "state_dict": ours, "resdeg": {"run_id": "resnet-8-A_seed0_x"}}, path)
     check_checkpoint_is_this_run(path, "resnet-8-A_seed0_x", ours)  # its own: taken
+    # its own, but written on a GPU: continuing on the CPU would splice two runs (another random stream)
+    torch.save({"global_step": 4, "state_dict": ours, "resdeg": {"run_id": "resnet-8-A_seed0_x", "device": "cuda"}}, path)
+    with pytest.raises(ResdegError, match=r"written on cuda, and this run would go on on cpu: .*force=true"):
+        check_checkpoint_is_this_run(path, "resnet-8-A_seed0_x", ours, device="cpu")
+    check_checkpoint_is_this_run(path, "resnet-8-A_seed0_x", ours, device="cuda")
 
 
 def _race_for(folder, barrier, results) -> None:

@@ -283,6 +283,28 @@ def test_a_stopped_run_is_recorded_interrupted_and_says_how_to_resume(cifar_root
         assert list((tmp_path / "experiments" / "checkpoints").rglob("last.ckpt"))
 
 
+def test_a_checkpoint_written_on_another_kind_of_device_is_refused_and_the_record_kept(cifar_root, tmp_path):
+    """A run is one run: its checkpoint says the device it was written on (cpu here), and one
+    edited to say cuda, as a GPU run's would, is not continued on this CPU (another crop/flip
+    stream): one message, exit 2, the record still interrupted with its checkpoint."""
+    import torch
+
+    process = start_run(tmp_path, cifar_root, "protocol.iterations=400")
+    wait_for_checkpoint(tmp_path, 4, process)
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=120)
+    (last,) = (tmp_path / "experiments" / "checkpoints").rglob("last.ckpt")
+    checkpoint = torch.load(last, map_location="cpu", weights_only=False)
+    assert checkpoint["resdeg"]["device"] == "cpu"
+    checkpoint["resdeg"]["device"] = "cuda"
+    torch.save(checkpoint, last)
+    refused = run_cli(*SHORT, *paths(tmp_path), "protocol.iterations=400", env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    output = refused.stdout + refused.stderr
+    assert refused.returncode == 2 and "was written on cuda, and this run would go on on cpu" in output, output[-3000:]
+    assert "Traceback" not in output and last.is_file()
+    assert json.loads((only_record(tmp_path) / "summary.json").read_text())["status"] == "interrupted"
+
+
 def test_a_signal_submitit_also_handles_is_handed_on_only_after_the_checkpoint():
     """submitit's handler requeues the job and exits at once; the run's handler takes the
     signal first (the checkpoint is saved at the end of the iteration) and hands it on after."""

@@ -34,6 +34,18 @@ def device_slug() -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
+def training_device(accelerator: str) -> str:
+    """The kind of device (``cuda``, ``mps``, ``cpu``) a run with ``trainer.accelerator`` trains on
+    here, as Lightning's ``auto`` picks it."""
+    import torch
+
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return "cuda"
+    if accelerator in ("auto", "gpu", "mps") and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
 def sync() -> None:
     """Wait for the GPU's queued work (a timing's end); nothing on a CPU."""
     import torch

@@ -25,6 +25,7 @@ from resdeg import ResdegError, RunStopped
 from resdeg.build import build_parts, build_trainer, instantiate, run_callbacks
 from resdeg.config_checks import check_config
 from resdeg.console import quiet_libraries, run_ended, run_started
+from resdeg.devices import training_device
 from resdeg.record.decision import Decision, check_checkpoint_is_this_run, decide
 from resdeg.record.identity import run_identity
 from resdeg.record.layout import RunFolders, portable
@@ -57,7 +58,8 @@ def train(cfg: DictConfig) -> dict:
     parts.module.run_id = identity["run_id"]  # written into every checkpoint: a resume checks it is this run's
     parts.datamodule.prepare_data()  # missing or corrupt data stops here, before any record is written
     if decision.action == "resume":
-        check_checkpoint_is_this_run(decision.checkpoint, identity["run_id"], parts.module.state_dict())
+        check_checkpoint_is_this_run(decision.checkpoint, identity["run_id"], parts.module.state_dict(),
+                                     device=training_device(str(cfg.trainer.accelerator)))
     lock = RunLock(folders.record)
     if first_process:
         lock.acquire()

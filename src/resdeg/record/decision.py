@@ -151,11 +151,17 @@ def check_history_covers(record: Path, name: str, iteration: int, log_every: int
                           f"lose the rows between. {fix.capitalize()}")
 
 
-def check_checkpoint_is_this_run(path: Path, run_id: str, expected_state: dict) -> None:
+def check_checkpoint_is_this_run(path: Path, run_id: str, expected_state: dict, device: str | None = None) -> None:
     """Refuse a checkpoint that is not this run's, before training: one that names another run
     (resdeg writes the run id into every checkpoint), or, for one that names none, whose
     network differs (parameter names or shapes of ``expected_state``). Loaded, it would fail
-    deep inside Lightning with a traceback and mark the run failed."""
+    deep inside Lightning with a traceback and mark the run failed.
+
+    Also one written on another kind of device than ``device`` (cuda, cpu), where the run
+    would go on: the crops and flips of an iteration are drawn by a generator of the device
+    the data lives on (Philox on CUDA, Mersenne Twister on CPU) and the arithmetic differs
+    (TF32), so the record would hold two runs spliced at the resume. Refused, not recorded as
+    a continuation: every number of a record must come from one run."""
     import torch
 
     checkpoint = torch.load(path, map_location="cpu", weights_only=False)
@@ -163,6 +169,11 @@ def check_checkpoint_is_this_run(path: Path, run_id: str, expected_state: dict) 
     fix = "move it away (it may be another run's), or rerun with force=true to train this run afresh"
     if written_by is not None and written_by != run_id:
         raise ResdegError(f"{run_id}: the checkpoint {path} is another run's ({written_by}): {fix}")
+    written_on = (checkpoint.get("resdeg") or {}).get("device")
+    if device is not None and written_on is not None and written_on != device:
+        raise ResdegError(f"{run_id}: the checkpoint {path} was written on {written_on}, and this run would go on "
+                          f"on {device}: its crop/flip stream and arithmetic would change at the resume. Resume it on "
+                          f"a {written_on} machine (trainer.accelerator), or rerun with force=true to train it afresh here")
     state = checkpoint.get("state_dict") or {}
     got = {key: tuple(value.shape) for key, value in state.items()}
     want = {key: tuple(value.shape) for key, value in expected_state.items()}

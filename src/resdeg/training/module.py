@@ -258,6 +258,7 @@ class ClassifierModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["resdeg"] = {
             "run_id": self.run_id,  # whose checkpoint it is (resdeg.record.decision.check_checkpoint_is_this_run)
+            "device": self.device.type,  # and where: its random stream and arithmetic are that device's
             "train_sums": (self._loss_sum.item(), self._wrong.item(), self._seen),
             "warmup_sums": (self._warmup_wrong.item(), self._warmup_seen),
         }
