@@ -174,6 +174,28 @@ def test_gpu_slots_put_jobs_on_distinct_devices_with_a_faked_device_count(tmp_pa
     assert [device for _, device in slot_order(0, 4, 2)][:4] == [0, 1, 2, 3]
 
 
+def test_a_ddp_job_under_the_parallel_launcher_keeps_its_devices_and_holds_the_whole_node(tmp_path, monkeypatch):
+    """On a faked 8-GPU machine, `trainer=ddp trainer.devices=8` in a parallel sweep trains on
+    its 8 devices (it was given one claimed GPU: make sweep-imagenet never ran DDP), with every
+    GPU slot held so that no other job of the sweep lands on its GPUs meanwhile."""
+    from omegaconf import OmegaConf
+
+    from resdeg import launch
+
+    monkeypatch.setattr(launch, "cuda_device_count", lambda: 8)
+    monkeypatch.setattr(launch, "parallel_job", lambda: (True, 3))
+    cfg = OmegaConf.create({"trainer": {"accelerator": "auto", "strategy": "ddp", "devices": 8},
+                            "launch": {"runs_per_gpu": 1}, "paths": {"results": str(tmp_path), "experiments": str(tmp_path)}})
+    with launch.job_devices(cfg) as devices:
+        assert devices == 8
+        with pytest.raises(TimeoutError):  # another job of the sweep finds no free GPU
+            launch.SlotClaim(tmp_path / "gpu_slots", 0, n_devices=8, runs_per_gpu=1, timeout=0)
+    assert launch.SlotClaim(tmp_path / "gpu_slots", 0, n_devices=8, runs_per_gpu=1, timeout=0).device == 0
+    cfg.trainer.strategy = "auto"  # a one-GPU job still gets one claimed GPU
+    with launch.job_devices(cfg) as devices:
+        assert devices == [3]
+
+
 def test_gpu_slot_is_freed_when_its_job_dies(tmp_path):
     from resdeg.launch import SlotClaim
 

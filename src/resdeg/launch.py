@@ -132,15 +132,44 @@ def parallel_job() -> tuple[bool, int]:
     return "joblib" in target.lower(), int(hydra_cfg.job.get("num", 0) or 0)
 
 
+class NodeClaim:
+    """Every GPU slot of the machine, for a DDP job under the parallel launcher: its processes
+    use the GPUs ``trainer.devices`` names, so no other job may share them. The slots are taken
+    in one fixed order, waiting for each, so two such jobs never hold part of the node each."""
+
+    def __init__(self, slot_dir: str | Path, n_devices: int, runs_per_gpu: int = 1):
+        self.slot_dir = Path(slot_dir)
+        self.slot_dir.mkdir(parents=True, exist_ok=True)
+        self._files = []
+        for slot, device in slot_order(0, n_devices, runs_per_gpu):
+            handle = open(self.slot_dir / f"gpu{device}-slot{slot}.lock", "w")
+            fcntl.flock(handle, fcntl.LOCK_EX)  # blocks until the job holding it ends
+            self._files.append(handle)
+
+    def release(self) -> None:
+        for handle in self._files:
+            handle.close()
+        self._files = []
+
+
 @contextlib.contextmanager
 def job_devices(cfg):
-    """The ``trainer.devices`` of this job: one claimed GPU under the parallel launcher, else the config's."""
+    """The ``trainer.devices`` of this job: under the parallel launcher one claimed GPU, or for
+    a DDP job (``trainer=ddp``) the config's devices with the whole node claimed; else the config's."""
     parallel, job_num = parallel_job()
     gpus = cuda_device_count()
     if not (parallel and gpus and cfg.trainer.accelerator in ("auto", "gpu", "cuda")):
         yield cfg.trainer.devices
         return
     per_gpu = runs_per_gpu(cfg.launch.runs_per_gpu, Path(cfg.paths.results) / "bench")
+    if "ddp" in str(cfg.trainer.get("strategy", "")):
+        log.info(f"job {job_num}: DDP over trainer.devices={cfg.trainer.devices}; waiting for all {gpus} GPU(s) to be free")
+        node = NodeClaim(Path(cfg.paths.experiments) / "gpu_slots", gpus, per_gpu)
+        try:
+            yield cfg.trainer.devices
+        finally:
+            node.release()
+        return
     claim = SlotClaim(Path(cfg.paths.experiments) / "gpu_slots", job_num, gpus, per_gpu)
     log.info(f"job {job_num}: GPU {claim.device} of {gpus} ({per_gpu} run(s) per GPU)")
     try:
