@@ -35,7 +35,7 @@ ARGS ?=
 # auto: parallel wherever a GPU is present (every GPU of the machine in use), local on a CPU
 LAUNCHER ?= auto
 # runs sharing one GPU under the parallel launcher; auto: the number make gpu-check measured
-# best on this GPU model (results/bench/gpu_<device>.csv), else 1
+# best on this GPU model (results/bench/gpu_<device>.csv), else one CIFAR run per 16 GiB of GPU memory (at most 4)
 RUNS_PER_GPU ?= auto
 # Sweeps log to W&B beside the run record (online with credentials, else offline); LOGGER=none turns it off
 LOGGER ?= wandb

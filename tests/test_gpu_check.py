@@ -45,19 +45,29 @@ def test_the_smoke_check_measures_every_section_and_writes_its_table(cifar_root,
     assert (tmp_path / csv_path.name.replace(".csv", ".md")).read_text().count("## ") >= 5
 
 
+def fake_gpu(monkeypatch, total_memory: float, cores: int) -> None:
+    """What resdeg.launch reads of a GPU machine that is not here: each GPU's memory, the cores."""
+    import os
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: SimpleNamespace(total_memory=total_memory))
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+
+
 def test_runs_per_gpu_auto_takes_what_gpu_check_measured_on_this_gpu_model(monkeypatch, tmp_path):
     from resdeg import devices, launch
 
     monkeypatch.setattr(launch, "cuda_device_count", lambda: 4)
+    fake_gpu(monkeypatch, total_memory=80e9, cores=64)
     monkeypatch.setattr(devices, "device_slug", lambda: "cuda-nvidia-h100-80gb-hbm3")
-    assert launch.runs_per_gpu("auto", tmp_path) == 1  # not measured on this GPU model: one run per GPU
+    assert launch.runs_per_gpu("auto", tmp_path) == 4  # not measured on this GPU model: the memory rule
     rows = [{"section": "concurrency", "metric": "aggregate_images_per_s", "runs": 2, "value": 9000.0},
             {"section": "projection", "metric": "recommended_runs_per_gpu", "runs": "", "value": 2}]
     pd.DataFrame(rows).to_csv(tmp_path / "gpu_cuda-nvidia-h100-80gb-hbm3.csv", index=False)
     assert launch.runs_per_gpu("auto", tmp_path) == 2
     assert launch.runs_per_gpu(3, tmp_path) == 3  # a number is taken as it is
     monkeypatch.setattr(devices, "device_slug", lambda: "cuda-nvidia-a100-sxm4-40gb")
-    assert launch.runs_per_gpu("auto", tmp_path) == 1  # another GPU model's measurement is not this one's
+    assert launch.runs_per_gpu("auto", tmp_path) == 4  # another GPU model's measurement is not this one's
 
 
 def test_the_default_sweep_launches_one_job_per_gpu_slot_with_a_faked_device_count(monkeypatch, tmp_path):
@@ -69,11 +79,12 @@ def test_the_default_sweep_launches_one_job_per_gpu_slot_with_a_faked_device_cou
     from resdeg import launch
 
     monkeypatch.setattr(launch, "cuda_device_count", lambda: 4)
+    fake_gpu(monkeypatch, total_memory=24e9, cores=64)  # below 32 GiB: one CIFAR run per GPU
     assert launch.default_launcher() == "parallel"
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose(config_name="config", return_hydra_config=True, overrides=[
             "experiment=degradation_cifar", "hydra/launcher=parallel", f"paths.results={tmp_path}"])
-    assert OmegaConf.to_container(cfg.hydra.launcher, resolve=True)["n_jobs"] == 4  # runs_per_gpu auto, unmeasured: 1
+    assert OmegaConf.to_container(cfg.hydra.launcher, resolve=True)["n_jobs"] == 4  # runs_per_gpu auto, unmeasured, 24 GB: 1
     claims = [launch.SlotClaim(tmp_path / "slots", job, n_devices=4, runs_per_gpu=1, timeout=0) for job in range(4)]
     assert sorted(c.device for c in claims) == [0, 1, 2, 3]
     monkeypatch.setattr(launch, "cuda_device_count", lambda: 0)

@@ -184,7 +184,7 @@ def test_a_ddp_job_under_the_parallel_launcher_keeps_its_devices_and_holds_the_w
 
     monkeypatch.setattr(launch, "cuda_device_count", lambda: 8)
     monkeypatch.setattr(launch, "parallel_job", lambda: (True, 3))
-    cfg = OmegaConf.create({"trainer": {"accelerator": "auto", "strategy": "ddp", "devices": 8},
+    cfg = OmegaConf.create({"trainer": {"accelerator": "auto", "strategy": "ddp", "devices": 8}, "data": {"name": "imagenet"},
                             "launch": {"runs_per_gpu": 1}, "paths": {"results": str(tmp_path), "experiments": str(tmp_path)}})
     with launch.job_devices(cfg) as devices:
         assert devices == 8
@@ -194,6 +194,28 @@ def test_a_ddp_job_under_the_parallel_launcher_keeps_its_devices_and_holds_the_w
     cfg.trainer.strategy = "auto"  # a one-GPU job still gets one claimed GPU
     with launch.job_devices(cfg) as devices:
         assert devices == [3]
+
+
+def test_without_a_gpu_check_measurement_a_large_gpu_gets_several_cifar_runs(tmp_path, monkeypatch):
+    """runs_per_gpu=auto with no gpu-check CSV: one CIFAR run per 16 GiB, at most 4 (and at most
+    the cores per GPU): a faked 80 GB GPU gets 4, a 40 GB one 2, a 24 GB one 1; ImageNet always 1."""
+    import os
+    from types import SimpleNamespace
+
+    import torch
+
+    from resdeg import launch
+
+    monkeypatch.setattr(launch, "cuda_device_count", lambda: 1)
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    for gigabytes, runs in ((80e9, 4), (40e9, 2), (24e9, 1), (141e9, 4)):
+        monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i, b=gigabytes: SimpleNamespace(total_memory=b))
+        assert launch.runs_per_gpu("auto", tmp_path, "cifar10") == runs
+        assert launch.runs_per_gpu("auto", tmp_path, "imagenet") == 1
+        assert launch.parallel_jobs(launch.runs_per_gpu("auto", tmp_path), cpu_jobs=2) == runs
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)  # two cores: no more runs than cores
+    assert launch.runs_per_gpu("auto", tmp_path, "cifar10") == 2
+    assert launch.runs_per_gpu(3, tmp_path, "cifar10") == 3  # a number is taken as given
 
 
 def test_gpu_slot_is_freed_when_its_job_dies(tmp_path):

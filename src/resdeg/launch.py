@@ -60,11 +60,35 @@ def measured_runs_per_gpu(bench_dir: str | Path) -> int | None:
     return None
 
 
-def runs_per_gpu(value, bench_dir: str | Path) -> int:
-    """``launch.runs_per_gpu``: a number, or ``auto``: what gpu-check measured best on this GPU
-    model, else 1."""
+# Where gpu-check has not measured this GPU model: one CIFAR run per 16 GiB of the GPU's
+# memory, at most 4 and at most the CPU cores per GPU (each run's Python loop keeps a core
+# busy). A CIFAR run's step is small (ResNet-20 at batch 128 is launch-bound), so one run
+# leaves most of a large GPU idle; an ImageNet run fills one GPU by itself.
+GIB_PER_CIFAR_RUN = 16
+MAX_RUNS_PER_GPU = 4
+
+
+def memory_runs_per_gpu(dataset: str) -> int:
+    """The documented rule above: 4 on an 80 GB GPU, 2 on a 40 GB one, 1 below 32 GiB or for ImageNet."""
+    import os
+
+    import torch
+
+    gpus = cuda_device_count()
+    if dataset != "cifar10" or not gpus:
+        return 1
+    gib = torch.cuda.get_device_properties(0).total_memory / 2**30
+    cores_per_gpu = (os.cpu_count() or 1) // gpus
+    return max(1, min(MAX_RUNS_PER_GPU, int(gib // GIB_PER_CIFAR_RUN), cores_per_gpu))
+
+
+def runs_per_gpu(value, bench_dir: str | Path, dataset: str = "cifar10") -> int:
+    """``launch.runs_per_gpu``: a number, or ``auto``: for CIFAR what gpu-check measured best
+    on this GPU model, else the memory rule (memory_runs_per_gpu); for ImageNet 1."""
     if str(value) == "auto":
-        return measured_runs_per_gpu(bench_dir) or 1
+        if dataset != "cifar10":
+            return 1
+        return measured_runs_per_gpu(bench_dir) or memory_runs_per_gpu(dataset)
     return int(value)
 
 
@@ -161,7 +185,7 @@ def job_devices(cfg):
     if not (parallel and gpus and cfg.trainer.accelerator in ("auto", "gpu", "cuda")):
         yield cfg.trainer.devices
         return
-    per_gpu = runs_per_gpu(cfg.launch.runs_per_gpu, Path(cfg.paths.results) / "bench")
+    per_gpu = runs_per_gpu(cfg.launch.runs_per_gpu, Path(cfg.paths.results) / "bench", str(cfg.data.name))
     if "ddp" in str(cfg.trainer.get("strategy", "")):
         log.info(f"job {job_num}: DDP over trainer.devices={cfg.trainer.devices}; waiting for all {gpus} GPU(s) to be free")
         node = NodeClaim(Path(cfg.paths.experiments) / "gpu_slots", gpus, per_gpu)

@@ -28,12 +28,12 @@ def with_gpus(gpus: int, with_gpus, without_gpus):
     return with_gpus if int(gpus or 0) > 0 else without_gpus
 
 
-def _parallel_jobs(runs_per_gpu, cpu_jobs: int, results: str = "results") -> int:
+def _parallel_jobs(runs_per_gpu, cpu_jobs: int, results: str = "results", dataset: str = "cifar10") -> int:
     from pathlib import Path
 
     from resdeg.launch import parallel_jobs, runs_per_gpu as resolve
 
-    return parallel_jobs(resolve(runs_per_gpu, Path(results) / "bench"), cpu_jobs)
+    return parallel_jobs(resolve(runs_per_gpu, Path(results) / "bench", dataset), cpu_jobs)
 
 
 def _imagenet_paper_option(depth: int) -> str:
