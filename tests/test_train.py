@@ -188,3 +188,16 @@ def test_a_compiled_net_keeps_the_eager_checkpoint_keys():
     assert compile_mode(False) is None and compile_mode(True) == "default"
     with pytest.raises(ResdegError, match="reduce-overhead"):
         compile_mode("fastest")
+
+
+def test_deterministic_turns_cudnn_benchmark_off():
+    """trainer.deterministic=true (the exact-resume tests ask it) with cuDNN's benchmark on would
+    let twin and resumed processes time and pick different convolution algorithms on a GPU."""
+    import torch
+
+    from resdeg.build import build_trainer
+
+    build_trainer(compose_config("trainer.deterministic=true"), logger=False)
+    assert torch.backends.cudnn.benchmark is False
+    build_trainer(compose_config(), logger=False)  # the default: benchmark on, as conf/trainer/default.yaml says
+    assert torch.backends.cudnn.benchmark is True
