@@ -201,3 +201,22 @@ def test_deterministic_turns_cudnn_benchmark_off():
     assert torch.backends.cudnn.benchmark is False
     build_trainer(compose_config(), logger=False)  # the default: benchmark on, as conf/trainer/default.yaml says
     assert torch.backends.cudnn.benchmark is True
+
+
+def test_an_evaluation_reads_its_sums_from_the_device_once_not_per_batch(cifar_root, tmp_path):
+    """The evaluation's loss and error sums stay on the device: 10 batches of the test set make
+    no host read each (on a GPU each .item() makes Python wait), the sums are read once at the end."""
+    from resdeg.build import build_parts, build_trainer
+    from resdeg.training.host_reads import HostReadCounter
+
+    cfg = compose_config("model.depth=8", "protocol=cifar_quick", "data.eval_batch_size=1000", f"data.root={cifar_root}",
+                         "gradient_signals=false")
+    parts = build_parts(cfg)
+    trainer = build_trainer(cfg, logger=False, default_root_dir=str(tmp_path), enable_progress_bar=False)
+    with HostReadCounter() as counter:
+        trainer.validate(parts.module, datamodule=parts.datamodule, verbose=False)
+    assert parts.module.evaluations == 1
+    in_steps = {where: n for where, n in counter.reads.items() if "_add_to_sums" in where or "validation_step" in where}
+    assert in_steps == {}, in_steps
+    # the one read: the sums of the evaluation, once, where its errors are computed
+    assert [n for where, n in counter.reads.items() if "module.py" in where] == [1], dict(counter.reads)

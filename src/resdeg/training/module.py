@@ -141,10 +141,20 @@ class ClassifierModule(pl.LightningModule):
 
     def _all_processes(self, *sums) -> list[float]:
         """The sums added up over the DDP processes (as they are on a single device)."""
-        values = torch.tensor([float(v) for v in sums], dtype=torch.float64, device=self.device)
+        values = torch.stack([torch.as_tensor(v, device=self.device).to(self._sum_dtype) for v in sums])
         if self._trainer is not None and self.trainer.world_size > 1:
             values = self.trainer.strategy.reduce(values, reduce_op="sum")
-        return values.tolist()
+        return values.tolist()  # the one host read of an evaluation's sums
+
+    @property
+    def _sum_dtype(self) -> torch.dtype:
+        return torch.float32 if self.device.type == "mps" else torch.float64  # MPS has no float64
+
+    def _zero_sums(self) -> list:
+        """[loss sum, top-1 wrong, seen, top-5 wrong] of an evaluation, kept on the device (no
+        host read per batch: on a GPU each would make Python wait for it)."""
+        zero = torch.zeros((), dtype=self._sum_dtype, device=self.device)
+        return [zero, zero.clone(), 0, zero.clone()]
 
     def _reset_train_sums(self) -> None:
         self._loss_sum = torch.zeros((), device=self.device)
@@ -184,7 +194,7 @@ class ClassifierModule(pl.LightningModule):
 
     # -- evaluation -----------------------------------------------------------------
     def on_validation_epoch_start(self) -> None:
-        self._eval_sums = {name: [0.0, 0, 0, 0] for name in self.eval_split_names}
+        self._eval_sums = {name: self._zero_sums() for name in self.eval_split_names}
         self._eval_started = time.monotonic()
 
     def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
@@ -192,14 +202,16 @@ class ClassifierModule(pl.LightningModule):
         logits = self(images)
         self._add_to_sums(self._eval_sums[self.eval_split_names[dataloader_idx]], logits, labels)
 
-    def _add_to_sums(self, sums: list, logits: torch.Tensor, labels: torch.Tensor, loss_sum: float | None = None) -> None:
-        """sums = [loss sum, top-1 wrong, seen, top-5 wrong]."""
-        sums[0] += F.cross_entropy(logits, labels, reduction="sum").item() if loss_sum is None else loss_sum
-        sums[1] += (logits.argmax(dim=1) != labels).sum().item()
+    def _add_to_sums(self, sums: list, logits: torch.Tensor, labels: torch.Tensor,
+                     loss_sum: torch.Tensor | None = None) -> None:
+        """sums = [loss sum, top-1 wrong, seen, top-5 wrong] (_zero_sums), added on the device."""
+        loss = F.cross_entropy(logits, labels, reduction="sum") if loss_sum is None else loss_sum
+        sums[0] += loss.detach().to(sums[0].dtype)
+        sums[1] += (logits.argmax(dim=1) != labels).sum()
         sums[2] += len(labels)
         if self.top5:
             top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices
-            sums[3] += (~(top5 == labels.view(-1, 1)).any(dim=1)).sum().item()
+            sums[3] += (~(top5 == labels.view(-1, 1)).any(dim=1)).sum()
 
     def _eval_metrics(self, sums_by_split: dict) -> dict[str, float]:
         metrics = {}
@@ -229,13 +241,13 @@ class ClassifierModule(pl.LightningModule):
     # corner crops, the centre crop and their flips are averaged. The test loader yields
     # batches of shape (batch, 10, C, H, W); the split is named ``val_10crop``.
     def on_test_epoch_start(self) -> None:
-        self._test_sums = {"val_10crop": [0.0, 0, 0, 0]}
+        self._test_sums = {"val_10crop": self._zero_sums()}
 
     def test_step(self, batch, batch_idx: int) -> None:
         images, labels = batch
         n, crops = images.shape[:2]
         probabilities = self(images.flatten(0, 1)).softmax(dim=1).view(n, crops, -1).mean(dim=1)
-        loss_sum = F.nll_loss(probabilities.clamp_min(1e-12).log(), labels, reduction="sum").item()
+        loss_sum = F.nll_loss(probabilities.clamp_min(1e-12).log(), labels, reduction="sum")
         self._add_to_sums(self._test_sums["val_10crop"], probabilities, labels, loss_sum)
 
     def test_metrics(self) -> dict[str, float]:
