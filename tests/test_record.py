@@ -252,3 +252,28 @@ def test_every_summary_key_is_declared_once_and_documented():
         assert set(json.loads(path.read_text())) <= set(SUMMARY_KEYS), path
     with pytest.raises(ValueError, match=r"\['colour'\] are not declared"):
         summary_json({"run_id": "x", "status": "complete", "colour": "blue"})
+
+
+def test_a_process_srun_started_takes_the_decision_file_not_a_decision_left_in_its_environment(tmp_path, monkeypatch):
+    """Under srun every task inherits the submitting shell's environment: a decision another run
+    left there (the first process of any run sets it for Lightning's children) is not this
+    launch's. The later process reads the first process's file for this launch."""
+    import json
+
+    import torch
+
+    from resdeg.record.decision import DECISION_ENV, decide
+    from resdeg.record.layout import RunFolders
+
+    folders = RunFolders(record=tmp_path / "record", checkpoints=tmp_path / "ckpt", decisions=tmp_path / "decisions")
+    folders.checkpoints.mkdir()
+    torch.save({"global_step": 7}, folders.checkpoints / "last.ckpt")
+    for key, value in {"SLURM_JOB_ID": "7", "SLURM_PROCID": "1", "SLURM_NTASKS": "2", "SLURM_STEP_ID": "0"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv(DECISION_ENV, f"resume:{tmp_path / 'another_run' / 'last.ckpt'}")
+    folders.decisions.mkdir()
+    (folders.decisions / "slurm-7-0-0.json").write_text(json.dumps({"action": "resume",
+                                                                    "checkpoint": str(folders.checkpoints / "last.ckpt")}))
+    decision = decide(folders, "resnet-8-A", force=False, rank=1, timeout_s=5)
+    assert decision.action == "resume" and decision.checkpoint == folders.checkpoints / "last.ckpt"
+    assert decision.iteration == 7

@@ -90,10 +90,12 @@ def decide(folders: RunFolders, name: str, force: bool, rank: int = 0,
 
 
 def _handed_decision(folders: RunFolders, name: str, rank: int, previous: dict | None, timeout_s: float) -> Decision | None:
-    """The first process's decision: from the environment (Lightning's launcher started this
-    process after deciding) or from its file (srun, torchrun); None where neither applies."""
-    handed = os.environ.get(DECISION_ENV)
+    """The first process's decision: from its file where srun or torchrun started the processes
+    side by side, else from the environment (Lightning's launcher started this process after
+    deciding); None where neither applies. Under srun the environment is the submitting
+    shell's, so a decision found there is not this launch's: the file is read."""
     key = launch_key()
+    handed = None if key else os.environ.get(DECISION_ENV)
     if handed is not None:
         action, _, checkpoint = handed.partition(":")
     elif key and folders.decisions is not None:
