@@ -73,8 +73,10 @@ def wait_for_line(tmp: Path, task: int, pattern: str, process: subprocess.Popen,
         log = job_log(tmp, task)
         if log is not None and (match := re.search(pattern, log.read_text(errors="replace"))):
             return log.parent.name, match.group(0)
-        assert process.poll() is None, process.stdout.read()[-4000:]
+        if process.poll() is not None:
+            raise AssertionError(f"the sweep ended before {pattern!r}: {process.stdout.read()[-4000:]}")
         time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)  # a failed test leaves no sweep waiting behind it
     raise AssertionError(f"no {pattern!r} in task {task}'s log within {timeout} s: {log and log.read_text()[-3000:]}")
 
 
