@@ -118,3 +118,32 @@ def slurm(tmp_path_factory):
         pytest.skip(f"no SLURM: {reason}")
     with SlurmCluster.start(tmp_path_factory.mktemp("slurm")) as cluster:
         yield cluster
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """``small_disk(size)``: a folder on a tmpfs of ``size`` (e.g. "256k"), as a full or small
+    disk is: a node-local /tmp, a quota. Mounted as root, unmounted after the test; the test
+    skips with the reason where it cannot be mounted (not root, no mount permission)."""
+    mounted = []
+
+    def mount(size: str, name: str = "disk") -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        if os.geteuid() != 0:
+            pytest.skip("a small disk needs a tmpfs mounted as root")
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                              capture_output=True, text=True)
+        if done.returncode:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def remount(folder: Path, options: str) -> None:
+    """Change a ``small_disk``'s mount options: ``size=64m`` frees space, ``ro``/``rw``."""
+    subprocess.run(["mount", "-o", f"remount,{options}", str(folder)], check=True)

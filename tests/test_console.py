@@ -1,7 +1,9 @@
 """What a run prints (resdeg.console, resdeg.training.progress): one line when it starts, one
 when it ends, compact progress lines off a terminal, no line twice, no library noise."""
 
+import contextlib
 import io
+import os
 import re
 
 import pandas as pd
@@ -11,17 +13,22 @@ from resdeg.training.progress import IterationProgressBar, IterationProgressLine
 
 
 def test_a_short_run_prints_each_line_once_and_no_library_noise(cifar_root, tmp_path):
+    # an srun on the PATH, as on every cluster login node: Lightning's hint to use it is noise here
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "srun").write_text("#!/bin/sh\nexit 1\n")
+    (tmp_path / "bin" / "srun").chmod(0o755)
     result = run_cli("model.depth=8", "protocol=cifar_quick", "protocol.iterations=8", "protocol.batch_size=32",
                      "protocol.schedule.warmup_iterations=2", "protocol.checkpoint_every=8", "protocol.eval_every=4",
                      "protocol.log_every=4", "data.eval_batch_size=1000",
-                     f"data.root={cifar_root}", f"paths.results={tmp_path / 'r'}", f"paths.experiments={tmp_path / 'e'}")
+                     f"data.root={cifar_root}", f"paths.results={tmp_path / 'r'}", f"paths.experiments={tmp_path / 'e'}",
+                     env={"PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}"})
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     # Hydra stamps each log line with the time; the same message twice is a duplicated handler
     lines = [re.sub(r"^\[[^]]*\]", "", line).strip() for line in (result.stdout + result.stderr).splitlines()]
     lines = [line for line in lines if line]
     assert len(lines) == len(set(lines)), "\n".join(lines)
     output = "\n".join(lines)
-    for noise in ("deprecated", "Tip:", "GPU available", "TPU available", "max_steps="):
+    for noise in ("deprecated", "Tip:", "GPU available", "TPU available", "max_steps=", "srun"):
         assert noise not in output, output
     starts = [line for line in lines if "starting; record" in line]
     ends = [line for line in lines if ": complete (error: " in line]
@@ -55,3 +62,13 @@ def test_progress_is_a_bar_on_a_terminal_and_lines_elsewhere():
     assert isinstance(progress_callback("x", 10, _Stream(True), parallel=True), IterationProgressLines)
     lines = progress_callback("x", 10, _Stream(False))
     assert isinstance(lines, IterationProgressLines) and lines.every == 10
+
+
+def test_the_bar_on_a_terminal_draws_no_evaluation_bar():
+    """An evaluation bar made enabled draws "Validation: 0/?" at once, a line that stays under
+    the run's bar for the whole run."""
+    drawn = io.StringIO()
+    with contextlib.redirect_stdout(drawn), contextlib.redirect_stderr(drawn):
+        bar = IterationProgressBar("x", 10)
+        bars = [bar.init_validation_tqdm(), bar.init_test_tqdm()]
+    assert drawn.getvalue() == "" and all(b.disable for b in bars)

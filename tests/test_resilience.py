@@ -39,10 +39,10 @@ def only_record(tmp: Path) -> Path:
     return folder
 
 
-def start_run(tmp: Path, cifar_root, *extra: str) -> subprocess.Popen:
+def start_run(tmp: Path, cifar_root, *extra: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "resdeg.train", *SHORT, *paths(tmp), *extra],
-        cwd=REPO, env={**os.environ, "RESDEG_CIFAR_ROOT": str(cifar_root), "PYTHONUNBUFFERED": "1"},
+        cwd=REPO, env={**os.environ, "RESDEG_CIFAR_ROOT": str(cifar_root), "PYTHONUNBUFFERED": "1", **(env or {})},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
 
@@ -267,10 +267,10 @@ def summary_path(tmp: Path) -> Path:
 
 @pytest.mark.parametrize("sent,says", [(signal.SIGTERM, "SIGTERM received: stopped at iteration"),
                                        (signal.SIGUSR2, "SIGUSR2 received: stopped at iteration"),
-                                       (signal.SIGINT, "stopped by Ctrl-C at iteration")], ids=["sigterm", "sigusr2", "ctrl-c"])
+                                       (signal.SIGINT, "Ctrl-C received: stopped at iteration")], ids=["sigterm", "sigusr2", "ctrl-c"])
 def test_a_stopped_run_is_recorded_interrupted_and_says_how_to_resume(cifar_root, tmp_path, sent, says):
-    """SIGTERM (pre-emption) and SIGUSR2 (submitit's warning) save last.ckpt; Ctrl-C is
-    "interrupted" too, never "failed"."""
+    """SIGTERM (pre-emption), SIGUSR2 (submitit's warning) and Ctrl-C save last.ckpt at the
+    current iteration; the record is "interrupted", never "failed"."""
     process = start_run(tmp_path, cifar_root, "protocol.iterations=400")
     wait_for_checkpoint(tmp_path, 4, process)
     process.send_signal(sent)
@@ -279,8 +279,7 @@ def test_a_stopped_run_is_recorded_interrupted_and_says_how_to_resume(cifar_root
     assert says in output and "run the same command again to resume" in output
     summary = json.loads((only_record(tmp_path) / "summary.json").read_text())
     assert summary["status"] == "interrupted" and 4 <= summary["interrupted_at"] < 400
-    if sent != signal.SIGINT:
-        assert list((tmp_path / "experiments" / "checkpoints").rglob("last.ckpt"))
+    assert list((tmp_path / "experiments" / "checkpoints").rglob("last.ckpt"))
 
 
 def test_a_checkpoint_written_on_another_kind_of_device_is_refused_and_the_record_kept(cifar_root, tmp_path):
@@ -335,7 +334,22 @@ def test_a_signal_submitit_also_handles_is_handed_on_only_after_the_checkpoint()
         alone.restore()
     # SUBMITIT_PREEMPT_SIGNAL names submitit's warning signal, which is then handled too
     assert preemption_signals({"SUBMITIT_PREEMPT_SIGNAL": "HUP"}) == (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2,
-                                                                      signal.SIGHUP)
+                                                                      signal.SIGHUP, signal.SIGINT, signal.SIGPIPE)
+    # Ctrl-C: the first is taken like the others (Python's handler is not handed on: the run has
+    # stopped), a second stops at once; a SIGPIPE while the output's reader is alive is not a stop
+    ctrl_c = PreemptionCheckpoint("last.ckpt")
+    ctrl_c.install()
+    try:
+        os.kill(os.getpid(), signal.SIGPIPE)
+        assert ctrl_c.received is None
+        os.kill(os.getpid(), signal.SIGINT)
+        assert ctrl_c.received == signal.SIGINT and ctrl_c.next_handler() is None
+        ctrl_c.on_validation_start(None, None)  # Lightning's hooks re-register: not the second Ctrl-C's
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    finally:
+        ctrl_c.restore()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_a_run_stopped_before_its_first_periodic_checkpoint_keeps_one_last_ckpt_when_resumed(cifar_root, tmp_path):
@@ -539,3 +553,57 @@ def test_sigterm_during_the_final_evaluation_is_honoured_and_the_run_resumes_to_
     assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
     summary = json.loads((only_record(tmp_path) / "summary.json").read_text())
     assert summary["status"] == "complete" and summary["resumed_at_iterations"] == [12] and "test_error" in summary["final"]
+
+
+def test_a_small_tmpdir_does_not_stop_checkpointing(cifar_root, tmp_path, small_disk):
+    """A cluster node's small local /tmp: checkpoints are staged beside their destination, not
+    in TMPDIR (Lightning's writer staged them there and failed with a bare Errno 28)."""
+    tmpdir = small_disk("256k", "tmpdir")
+    process = start_run(tmp_path, cifar_root, env={"TMPDIR": str(tmpdir)})
+    output, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, output[-3000:]
+    assert json.loads((only_record(tmp_path) / "summary.json").read_text())["status"] == "complete"
+
+
+def test_a_full_checkpoint_disk_interrupts_the_run_in_one_line_and_the_relaunch_resumes_exactly(
+        cifar_root, tmp_path, small_disk, twin_history):
+    """Room for two checkpoints of ResNet-20 (2.2 MB each) but not a third: the third is refused
+    with one line naming the folder, the record is interrupted (not failed), the last.ckpt
+    before it intact; once space is freed the same command resumes and ends equal to the twin."""
+    from conftest import remount
+
+    disk = small_disk("6m", "checkpoints")
+    process = start_run(tmp_path, cifar_root, f"paths.checkpoints={disk}")
+    output, _ = process.communicate(timeout=600)
+    assert process.returncode == 2, output[-3000:]
+    assert f"cannot write a checkpoint in {disk}" in output and "No space left on device" in output
+    assert "Traceback" not in output and "paths.checkpoints=" in output
+    summary = json.loads((only_record(tmp_path) / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["interrupted_at"] < 24
+    assert not list(disk.rglob("*.tmp"))  # the refused write left nothing behind
+    remount(disk, "size=64m")
+    process = start_run(tmp_path, cifar_root, f"paths.checkpoints={disk}")
+    output, _ = process.communicate(timeout=600)
+    assert process.returncode == 0 and "resuming at iteration" in output, output[-3000:]
+    pd.testing.assert_frame_equal(sorted_history(only_record(tmp_path)), twin_history)
+
+
+def test_a_read_only_checkpoint_disk_is_refused_before_anything_is_recorded(cifar_root, tmp_path, small_disk):
+    from conftest import remount
+
+    disk = small_disk("16m", "checkpoints")
+    remount(disk, "ro")
+    process = start_run(tmp_path, cifar_root, f"paths.checkpoints={disk}")
+    output, _ = process.communicate(timeout=600)
+    assert process.returncode == 2, output[-3000:]
+    assert f"cannot write a checkpoint in {disk}" in output and "Read-only file system" in output
+    assert "Traceback" not in output
+    assert not list((tmp_path / "results").rglob("summary.json"))  # nothing recorded
+
+
+def test_a_failure_while_building_the_trainer_leaves_no_record_running(tmp_path):
+    result = run_cli(fake_data(tmp_path), "model.depth=8", "protocol.iterations=2", "+trainer.no_such_option=1",
+                     *paths(tmp_path))
+    assert result.returncode != 0
+    summary = json.loads((only_record(tmp_path) / "summary.json").read_text())
+    assert summary["status"] == "failed" and "before training" in summary["message"]

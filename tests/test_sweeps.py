@@ -48,7 +48,9 @@ def test_two_job_multirun_makes_two_wandb_runs_with_names_groups_tags_config_and
     assert len(runs) == 2 and runs[0].id != runs[1].id  # one W&B run per job, never shared
     assert sorted(r.name for r in runs) == ["plain-8-seed0", "resnet-8-A-seed0"]
     # one group per network (its seeds drawn as one line with a band), the sweep as the job type
-    assert sorted(r.group for r in runs) == ["cifar10-quick-6-plain-8", "cifar10-quick-6-resnet-8-A"]
+    (setting,) = {r["protocol_hash"] for r in summaries(tmp_path).values()}
+    assert sorted(r.group for r in runs) == [f"cifar10-quick-6-plain-8-setting-{setting}",
+                                             f"cifar10-quick-6-resnet-8-A-setting-{setting}"]
     assert {r.job_type for r in runs} == {"degradation_cifar"}
     by_name = {r.name: r for r in runs}
     assert set(by_name["plain-8-seed0"].tags) == {"cifar10", "plain", "depth-8", "protocol-quick-6"}
@@ -71,6 +73,21 @@ def test_two_job_multirun_makes_two_wandb_runs_with_names_groups_tags_config_and
         assert run.metrics["test/error"] == {"step_metric": "trainer/global_step", "summary": ["min", "last"]}
 
 
+def test_runs_of_two_settings_never_share_a_wandb_group_and_wandb_dir_is_honoured(cifar_root, tmp_path):
+    """Two runs that differ only in the learning rate are two report sets, so two W&B groups
+    (one group averaged them into one line); the W&B files go where WANDB_DIR says."""
+    from resdeg.tracking.wandb_files import offline_runs
+
+    result = run_cli("--multirun", "model.depth=8", "protocol.schedule.base_lr=0.05,0.1", *TINY, *paths(tmp_path),
+                     "logger=wandb", env={"RESDEG_CIFAR_ROOT": str(cifar_root), "WANDB_MODE": "offline",
+                                          "WANDB_API_KEY": "", "WANDB_DIR": str(tmp_path / "wandb-dir")})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    runs = offline_runs(tmp_path / "wandb-dir")
+    assert len(runs) == 2 and runs[0].group != runs[1].group
+    assert {r.group.rsplit("-", 1)[1] for r in runs} == {s["protocol_hash"] for s in summaries(tmp_path).values()}
+    assert not (tmp_path / "experiments" / "wandb").exists()
+
+
 def test_a_resumed_wandb_run_logs_nothing_twice_and_a_forced_rerun_says_so(tmp_path, monkeypatch):
     """A resumed run recomputes the iterations between its checkpoint and the kill; W&B already
     has them, so they are not logged again (read back from the real offline files)."""
@@ -79,7 +96,7 @@ def test_a_resumed_wandb_run_logs_nothing_twice_and_a_forced_rerun_says_so(tmp_p
 
     monkeypatch.setenv("WANDB_SILENT", "true")
     identity = {"run_id": "resnet-8-A_seed0_x", "name": "resnet-8-A", "dataset": "cifar10", "arch": "residual",
-                "depth": 8, "shortcut": "A", "protocol": "quick-6", "seed": 0}
+                "depth": 8, "shortcut": "A", "protocol": "quick-6", "seed": 0, "protocol_hash": "0123abcd"}
     common = dict(identity=identity, config={}, sweep="single", mode="offline", save_dir=str(tmp_path / "wandb"))
     first = wandb_logger(previous_id=None, **common)
     for step in (2, 4):
@@ -352,3 +369,61 @@ def test_a_sweep_job_that_cannot_run_lets_the_next_job_run_and_the_sweep_exits_2
     assert "being trained right now" in output and "1 job(s) of this sweep did not complete" in output
     runs = summaries(tmp_path)
     assert [(r["seed"], r["status"]) for r in runs.values()] == [(1, "complete")]
+
+
+# -- stopping a sweep ----------------------------------------------------------------------
+def _stoppable_sweep(tmp: Path, stderr) -> subprocess.Popen:
+    """Two runs of a local sweep on a small generated CIFAR-10, long enough to be stopped mid-run."""
+    from conftest import write_cifar_folder
+
+    data = write_cifar_folder(tmp / "data")
+    return subprocess.Popen(
+        [sys.executable, "-m", "resdeg.train", "-m", "hydra/launcher=basic", f"data.root={data}", "model.depth=8",
+         "protocol=cifar_quick", "protocol.iterations=2000", "protocol.batch_size=20", "protocol.log_every=2",
+         "protocol.eval_every=1000", "protocol.checkpoint_every=10", "protocol.schedule.warmup_iterations=1",
+         "layer_responses=false", "seed=0,1", *paths(tmp)],
+        cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE, stderr=stderr, text=True)
+
+
+def _the_one_stopped_run(tmp: Path) -> dict:
+    records = list(summaries(tmp).values())
+    assert len(records) == 1, records  # the sweep stopped: the second run never started
+    (record,) = records
+    assert record["status"] == "interrupted", record
+    return record
+
+
+def test_a_dead_pipe_stops_the_whole_sweep_with_a_checkpoint_and_no_failed_run(tmp_path):
+    """``make sweep-degradation | head -1`` (or ``| tee log`` with tee killed): the run stops at
+    the end of its step with a checkpoint, the sweep stops with it (exit 2), and no later job is
+    recorded failed for a BrokenPipeError; its last lines reach stderr."""
+    with open(tmp_path / "stderr.txt", "w") as stderr:
+        process = _stoppable_sweep(tmp_path, stderr)
+        while "it 4/2000" not in process.stdout.readline():
+            assert process.poll() is None
+        process.stdout.close()  # the reader is gone
+        assert process.wait(timeout=300) == 2
+    record = _the_one_stopped_run(tmp_path)
+    assert "SIGPIPE" in record["message"] and record["interrupted_at"] >= 4
+    (last,) = (tmp_path / "experiments").rglob("last.ckpt")
+    from resdeg.record.decision import checkpoint_iteration
+
+    assert checkpoint_iteration(last) == record["interrupted_at"]
+    said = (tmp_path / "stderr.txt").read_text()
+    assert "run the same command again to resume it" in said and "Logging error" not in said, said[-3000:]
+
+
+def test_ctrl_c_stops_the_whole_sweep_with_a_checkpoint_at_the_current_iteration(tmp_path):
+    process = _stoppable_sweep(tmp_path, subprocess.STDOUT)
+    while "it 4/2000" not in process.stdout.readline():
+        assert process.poll() is None
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 2, output[-3000:]
+    record = _the_one_stopped_run(tmp_path)
+    assert f"Ctrl-C received: stopped at iteration {record['interrupted_at']}" in output
+    (last,) = (tmp_path / "experiments").rglob("last.ckpt")
+    from resdeg.record.decision import checkpoint_iteration
+
+    assert checkpoint_iteration(last) == record["interrupted_at"]
+    assert "run the same command again to resume it" in output and "Traceback" not in output

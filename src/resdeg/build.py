@@ -143,12 +143,18 @@ def build_trainer(cfg: DictConfig, **kwargs):
     In a SLURM job, Lightning's own auto-requeue is off: the run's pre-emption checkpoint
     (resdeg.training.preemption) and submitit requeue it, where Lightning would requeue on
     SIGUSR1 with a checkpoint of its own (hpc_ckpt) that the run's resume does not read.
+    Checkpoints are written beside their destination (resdeg.training.checkpoint_io).
     ``trainer.deterministic=true`` turns cuDNN's benchmark off."""
     from lightning.pytorch.plugins.environments import SLURMEnvironment
 
-    # (asked only inside a SLURM job: elsewhere detect() warns wherever srun is installed)
-    if "SLURM_JOB_ID" in os.environ and SLURMEnvironment.detect() and "plugins" not in kwargs:
-        kwargs["plugins"] = [SLURMEnvironment(auto_requeue=False)]
+    from resdeg.training.checkpoint_io import CheckpointBesideDestination
+
+    if "plugins" not in kwargs:
+        # checkpoints staged in their own folder, never in a (small, node-local) TMPDIR
+        kwargs["plugins"] = [CheckpointBesideDestination()]
+        # (asked only inside a SLURM job: elsewhere detect() warns wherever srun is installed)
+        if "SLURM_JOB_ID" in os.environ and SLURMEnvironment.detect():
+            kwargs["plugins"].append(SLURMEnvironment(auto_requeue=False))
     if cfg.trainer.get("deterministic") and "benchmark" not in kwargs:
         # cuDNN's benchmark picks convolution algorithms by timing them, differently from one
         # process to the next: where determinism is asked (the exact-resume tests), it is off

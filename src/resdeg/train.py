@@ -43,6 +43,7 @@ def train(cfg: DictConfig) -> dict:
     import lightning.pytorch as pl
 
     from resdeg.launch import ddp_job, job_devices
+    from resdeg.training.checkpoint_io import check_checkpoint_folder
 
     check_config(cfg)  # a bad value stops here, before anything is written
     identity = run_identity(cfg)
@@ -57,6 +58,8 @@ def train(cfg: DictConfig) -> dict:
     parts = build_parts(cfg)
     parts.module.run_id = identity["run_id"]  # written into every checkpoint: a resume checks it is this run's
     parts.datamodule.prepare_data()  # missing or corrupt data stops here, before any record is written
+    if first_process:
+        check_checkpoint_folder(folders.checkpoints)  # so does a checkpoint folder that refuses writes
     if decision.action == "resume":
         check_checkpoint_is_this_run(decision.checkpoint, identity["run_id"], parts.module.state_dict(),
                                      device=training_device(str(cfg.trainer.accelerator)))
@@ -83,6 +86,7 @@ def _fit_and_record(cfg: DictConfig, identity: dict, folders: RunFolders, decisi
     from lightning.pytorch.loggers import WandbLogger
 
     from resdeg.models import count_parameters, multiply_adds
+    from resdeg.training.checkpoint_io import CheckpointNotWritten
     from resdeg.training.module import RunDiverged
     from resdeg.training.preemption import PreemptionCheckpoint, RunInterrupted
     from resdeg.training.recorder import RunRecorder
@@ -111,17 +115,16 @@ def _fit_and_record(cfg: DictConfig, identity: dict, folders: RunFolders, decisi
     if process_rank() == 0:
         run_started(identity, portable(folders.record), decision.action, decision.iteration,
                     wandb._wandb_init.get("mode", "on") if wandb else "off")
-    callbacks = run_callbacks(cfg, identity["name"], folders.checkpoints, recorder=recorder)
+    try:  # the record says running from here: a failure before training marks it, never leaves it running
+        callbacks = run_callbacks(cfg, identity["name"], folders.checkpoints, recorder=recorder)
+        trainer = build_trainer(cfg, devices=devices, logger=loggers, callbacks=callbacks,
+                                default_root_dir=str(Path(cfg.paths.experiments).absolute()))
+    except BaseException as exc:
+        _finish(recorder, loggers, "failed", message=f"before training: {type(exc).__name__}: {exc}")
+        raise
     preemption = next(c for c in callbacks if isinstance(c, PreemptionCheckpoint))
     signals = next((c for c in callbacks if isinstance(c, GradientSignals)), None)
     pace = next(c for c in callbacks if isinstance(c, Pace))
-    trainer = build_trainer(
-        cfg,
-        devices=devices,
-        logger=loggers,
-        callbacks=callbacks,
-        default_root_dir=str(Path(cfg.paths.experiments).absolute()),
-    )
 
     started = time.monotonic()
     preemption.install()  # SIGTERM/SIGUSR1/SIGUSR2 stop the run cleanly from here to the end of the record
@@ -155,6 +158,9 @@ def _fit_and_record(cfg: DictConfig, identity: dict, folders: RunFolders, decisi
             log.warning(f"{identity['name']}: {exc}; {exc.signal_name} handed on to {handler.__qualname__}")
             handler(preemption.received, None)
         raise RunStopped(f"{identity['name']}: {exc}; run the same command again to resume it") from None
+    except CheckpointNotWritten as exc:  # a full or read-only checkpoint disk: the last checkpoint is intact
+        _finish(recorder, loggers, "interrupted", message=str(exc), interrupted_at=trainer.global_step)
+        raise
     except (KeyboardInterrupt, SystemExit) as exc:
         # Ctrl-C: Lightning catches the KeyboardInterrupt, marks the trainer interrupted and exits(1)
         # inside its handler (so the SystemExit's context is the KeyboardInterrupt)
@@ -162,11 +168,11 @@ def _fit_and_record(cfg: DictConfig, identity: dict, folders: RunFolders, decisi
         if not (ctrl_c or trainer.interrupted):
             _finish(recorder, loggers, "failed", message=f"{type(exc).__name__}: {exc}")
             raise
-        how = "Ctrl-C" if ctrl_c else f"an exit ({type(exc).__name__} {exc})"
+        how = "a second Ctrl-C" if ctrl_c else f"an exit ({type(exc).__name__} {exc})"
         _finish(recorder, loggers, "interrupted", message=f"{how} at iteration {trainer.global_step}",
                 interrupted_at=trainer.global_step)
-        raise RunStopped(f"{identity['name']}: stopped by {how} at iteration {trainer.global_step}; run the same "
-                          "command again to resume it from its last checkpoint") from None
+        raise RunStopped(f"{identity['name']}: stopped by {how} at iteration {trainer.global_step}, without a "
+                         f"checkpoint; run the same command again to resume it {_resumes_where(folders, identity)}") from None
     except BaseException as exc:
         _finish(recorder, loggers, "failed", message=f"{type(exc).__name__}: {exc}")
         raise
@@ -190,6 +196,17 @@ def _fit_and_record(cfg: DictConfig, identity: dict, folders: RunFolders, decisi
                      "are removed")
         run_ended(identity, "complete", final, time.monotonic() - started, portable(folders.record))
     return recorder.summary
+
+
+def _resumes_where(folders: RunFolders, identity: dict) -> str:
+    """Where the same command resumes a run stopped without a checkpoint: its last one, or the start."""
+    from resdeg.record.decision import checkpoint_iteration, readable_checkpoint
+
+    try:
+        checkpoint = readable_checkpoint(folders.checkpoints, identity["name"])
+        return f"at iteration {checkpoint_iteration(checkpoint)} (its last checkpoint)" if checkpoint else "from the start"
+    except Exception:  # noqa: BLE001 - a message must never hide how the run stopped
+        return "from its last checkpoint"
 
 
 def build_loggers(cfg: DictConfig, identity: dict, recorder, decision: Decision) -> list:

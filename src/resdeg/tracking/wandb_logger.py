@@ -122,8 +122,12 @@ def wandb_logger(
 
 
 def network_group(identity: dict) -> str:
-    """One W&B group per network and protocol setting: its seeds are drawn as one line with a band."""
-    return f"{identity['dataset']}-{identity['protocol']}-{identity['name']}"
+    """One W&B group per network and protocol setting: its seeds are drawn as one line with a band.
+
+    The setting (``protocol_hash``, as the report keys its sets: resdeg.report.sets) is in the
+    name, so a run of another setting under the same protocol name (another learning rate, a
+    debug budget) never joins the sweep's line and is never averaged into it."""
+    return f"{identity['dataset']}-{identity['protocol']}-{identity['name']}-setting-{identity['protocol_hash']}"
 
 
 # summary fields of the run record copied to the W&B summary (resdeg.tracking.wandb_import reads them back)

@@ -21,6 +21,7 @@ one every step). A single-device run reads its own flag: no collective, no devic
 from __future__ import annotations
 
 import os
+import select
 import signal
 import threading
 from pathlib import Path
@@ -29,10 +30,25 @@ import lightning.pytorch as pl
 
 
 def preemption_signals(env=os.environ) -> tuple[signal.Signals, ...]:
-    """The signals that stop a run cleanly: SIGTERM, SIGUSR1, SIGUSR2, and the one submitit was
-    told to use for its warning (``SUBMITIT_PREEMPT_SIGNAL``, without ``SIG``), if another."""
-    names = ["SIGTERM", "SIGUSR1", "SIGUSR2", "SIG" + env.get("SUBMITIT_PREEMPT_SIGNAL", "USR2")]
+    """The signals that stop a run cleanly: SIGTERM, SIGUSR1, SIGUSR2, the one submitit was told
+    to use for its warning (``SUBMITIT_PREEMPT_SIGNAL``, without ``SIG``), if another; Ctrl-C
+    (SIGINT: a second one stops at once, without a checkpoint); and SIGPIPE when the reader of
+    the run's output is gone (``make sweep-degradation | tee log`` with tee killed)."""
+    names = ["SIGTERM", "SIGUSR1", "SIGUSR2", "SIG" + env.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"), "SIGINT", "SIGPIPE"]
     return tuple(dict.fromkeys(getattr(signal, name) for name in names if hasattr(signal, name)))
+
+
+def described(sig: signal.Signals) -> str:
+    return {signal.SIGINT: "Ctrl-C", signal.SIGPIPE: "the end of the output's reader (SIGPIPE)"}.get(sig, sig.name)
+
+
+def output_reader_gone() -> bool:
+    """Whether stdout or stderr is a pipe whose reader has gone (a SIGPIPE from anywhere else,
+    a closed socket say, is not a reason to stop: its error surfaces where it happened)."""
+    poll = select.poll()
+    for fd in (1, 2):
+        poll.register(fd, select.POLLOUT)
+    return any(events & select.POLLERR for _, events in poll.poll(0))
 
 
 class RunInterrupted(RuntimeError):
@@ -51,11 +67,21 @@ class PreemptionCheckpoint(pl.Callback):
         self._previous: dict = {}
 
     def _handler(self, signum, frame) -> None:
-        self.received = signal.Signals(signum)  # acted on where the run can stop cleanly
+        sig = signal.Signals(signum)
+        if sig == signal.SIGPIPE and not output_reader_gone():
+            return
+        if sig == signal.SIGINT:
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C stops at once
+            os.write(2, b"\nCtrl-C: stopping at the end of this step with a checkpoint (Ctrl-C again: at once, "
+                        b"without one)\n")
+        if self.received is None:
+            self.received = sig  # acted on where the run can stop cleanly
 
     def _register(self) -> None:
         if threading.current_thread() is threading.main_thread():  # signals can only be set there
             for sig in preemption_signals():
+                if sig == signal.SIGINT and self.received is not None:
+                    continue  # after a first Ctrl-C, the second stops at once (Python's handler)
                 previous = signal.signal(sig, self._handler)
                 self._previous.setdefault(sig, previous)
 
@@ -71,6 +97,8 @@ class PreemptionCheckpoint(pl.Callback):
         not); None where that was Python's default (not callable) or Lightning's own."""
         previous = self._previous.get(self.received) if self.received is not None else None
         owner = getattr(previous, "__module__", "") or ""
+        if previous is signal.default_int_handler:  # Python's Ctrl-C: the run has stopped already
+            return None
         return previous if callable(previous) and not owner.startswith("lightning") else None
 
     def restore(self) -> None:
@@ -103,8 +131,12 @@ class PreemptionCheckpoint(pl.Callback):
         Called by every process at the same points: each iteration's end, and after each step
         of the run that follows the loop."""
         if self.received_anywhere(trainer):
-            trainer.save_checkpoint(self.checkpoint_path)
-            name = self.received.name if self.received is not None else "a signal to another process"
+            if self.received == signal.SIGPIPE:
+                from resdeg.console import output_to_stderr
+
+                output_to_stderr()  # the run's last lines (where it stopped, how to resume) still reach the user
+            trainer.save_checkpoint(self.checkpoint_path, weights_only=False)  # (None logs a line saying so)
+            name = described(self.received) if self.received is not None else "a signal to another process"
             raise RunInterrupted(trainer.global_step, name, self.checkpoint_path)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:

@@ -8,7 +8,7 @@ import sys
 import time
 
 from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
-from lightning.pytorch.callbacks.progress.tqdm_progress import _update_n
+from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm, _update_n
 
 log = logging.getLogger("resdeg")
 
@@ -43,10 +43,12 @@ class IterationProgressBar(TQDMProgressBar):
                 self.train_progress_bar.set_postfix(self.get_metrics(trainer, pl_module))
 
     def init_validation_tqdm(self):
-        # evaluations are short; their own bars would flood sweep logs
-        bar = super().init_validation_tqdm()
-        bar.disable = True
-        return bar
+        # evaluations are short, and their bars would flood sweep logs: disabled when made, since a
+        # bar made enabled draws an empty "Validation: 0/?" line at once that stays under the run's bar
+        return Tqdm(disable=True)
+
+    def init_test_tqdm(self):
+        return Tqdm(disable=True)
 
     def get_metrics(self, trainer, pl_module):
         metrics = super().get_metrics(trainer, pl_module)
