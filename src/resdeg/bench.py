@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 
+from resdeg import CONFIG_DIR
 from resdeg.devices import device_name, device_slug, sync  # noqa: F401 - gpu_check's names too
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,7 +43,7 @@ MODELS = (("residual", 20), ("residual", 56), ("plain", 56))
 
 
 def compose_cfg(arch: str, depth: int, overrides: list[str]):
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return compose("config", [f"model.arch={arch}", f"model.depth={depth}", *overrides])
 
 

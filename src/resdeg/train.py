@@ -284,7 +284,9 @@ def _finish(recorder, loggers, status: str, **fields) -> None:
     finish_wandb(loggers, recorder.summary)
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="config")
+# the configs ship inside the package (src/resdeg/conf; conf/ at the repository root points there),
+# so an installed wheel and the resdeg-train script find them wherever they are launched
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> None:
     from resdeg.launch import note_job_not_complete
 
