@@ -147,3 +147,18 @@ def small_disk(tmp_path):
 def remount(folder: Path, options: str) -> None:
     """Change a ``small_disk``'s mount options: ``size=64m`` frees space, ``ro``/``rw``."""
     subprocess.run(["mount", "-o", f"remount,{options}", str(folder)], check=True)
+
+
+@pytest.fixture(scope="session")
+def pdflatex() -> str:
+    """A real pdflatex with booktabs and tabularx, installed from Debian where missing (as CI
+    does: root, apt); the tests that compile tables skip, with the reason, where it cannot be."""
+    import shutil
+
+    from debian import install_packages
+
+    if shutil.which("pdflatex") is None or subprocess.run(["kpsewhich", "booktabs.sty"], capture_output=True).returncode:
+        reason = install_packages("LaTeX", ["texlive-latex-base", "texlive-latex-recommended"])
+        if reason:
+            pytest.skip(f"no LaTeX: {reason}")
+    return shutil.which("pdflatex")

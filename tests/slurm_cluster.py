@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from debian import install_packages
+
 PACKAGES = {"slurmctld": "slurmctld", "slurmd": "slurmd", "sbatch": "slurm-client", "munged": "munge",
             "slurmdbd": "slurmdbd", "mariadbd": "mariadb-server"}
 # the node is this machine, by its own name: Lightning's DDP under srun reaches the first
@@ -38,22 +40,7 @@ def missing_packages() -> list[str]:
 
 def install() -> str | None:
     """Install the Debian packages where missing; the reason it cannot, or None."""
-    missing = missing_packages()
-    if not missing:
-        return None
-    if os.geteuid() != 0:
-        return f"SLURM is not installed ({', '.join(missing)} missing) and installing it needs root"
-    if shutil.which("apt-get") is None:
-        return f"SLURM is not installed ({', '.join(missing)} missing) and there is no apt-get"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    command = ["apt-get", "install", "-y", "--no-install-recommends", *missing]
-    done = subprocess.run(command, env=env, capture_output=True, text=True)
-    if done.returncode != 0:  # a fresh machine may have no package lists yet
-        subprocess.run(["apt-get", "update"], env=env, capture_output=True, text=True)
-        done = subprocess.run(command, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        return f"apt-get could not install {', '.join(missing)}: {done.stderr.strip()[-500:]}"
-    return None
+    return install_packages("SLURM", missing_packages())
 
 
 def free_port() -> int:

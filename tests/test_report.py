@@ -1,9 +1,13 @@
 """The report stage on small results/ trees written through the project's own recorder."""
 
+import subprocess
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import REPO
 from resdeg.report.__main__ import main as report_main
 from resdeg.report.load import load_results
 from resdeg.report.tables import table6
@@ -597,3 +601,57 @@ def test_a_malformed_record_is_named_and_skipped_never_raised_on(degraded, summa
     (problem,) = results.problems
     assert folder.name in problem and f"skipped, the record cannot be drawn: {says}" in problem
     assert report_main(["all", "--results", str(degraded)]) == 0
+
+
+def _compile_in_article(pdflatex: str, table: Path, folder: Path) -> str:
+    """The table \\input into a plain article with booktabs and tabularx; pdflatex's log."""
+    document = folder / f"{table.stem}_doc.tex"
+    document.write_text("\\documentclass{article}\n\\usepackage{booktabs,tabularx,array}\n\\begin{document}\n"
+                        f"\\input{{{table}}}\n\\end{{document}}\n")
+    done = subprocess.run([pdflatex, "-interaction=nonstopmode", "-halt-on-error", document.name], cwd=folder,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:]
+    return (folder / f"{table.stem}_doc.log").read_text(errors="replace")
+
+
+def test_every_tex_table_compiles_within_the_text_width_of_an_article(degraded, pdflatex):
+    """Camera-ready: each table (the fixture's, and every committed one) compiles in `article`
+    with booktabs and fits \\textwidth (no overfull box); captions say "Table 6" once."""
+    for depth in (20, 56):  # a budget study: its table has the most columns
+        for arch, error in (("plain", 50), ("residual", 40)):
+            write_run(degraded, arch, depth, error + depth / 10, error, protocol="quick-2000", family="quick",
+                      iterations=2000)
+    assert report_main(["tables", "--results", str(degraded)]) == 0
+    tables = sorted((degraded / "tables").glob("*.tex")) + sorted((REPO / "results" / "tables").glob("*.tex"))
+    assert any(p.name.startswith("budget_") for p in tables) and any(p.name.startswith("table6_") for p in tables)
+    (degraded / "latex").mkdir()
+    for table in tables:
+        log = _compile_in_article(pdflatex, table, degraded / "latex")
+        assert "Overfull \\hbox" not in log, f"{table}: wider than the page"
+        text = table.read_text()
+        assert "Table 6: " not in text and ">" not in text.replace(">{\\raggedleft", "")
+    table6 = (degraded / "tables" / "table6_cifar10_quick.tex").read_text()
+    assert "(the paper's Table 6)" in table6
+
+
+def test_a_net_that_ended_at_chance_is_marked_did_not_train_never_counted_as_a_depth_result(degraded):
+    """ResNet-1202 at 89.7% training error under a short protocol never left chance: tables,
+    figure legend and verdict say "did not train" rather than "+48 points vs. ResNet-110"."""
+    import matplotlib.pyplot as plt
+
+    from resdeg.report.figures import fig6
+    from resdeg.report.sets import report_sets
+
+    write_run(degraded, "residual", 110, 38, 40)
+    write_run(degraded, "residual", 1202, 89.7, 89.69)
+    (s,) = report_sets(load_results(degraded), "cifar10")
+    table = table6(s.results, "quick").set_index("method")
+    assert table.loc["ResNet-1202", "test error % (ours)"] == "89.69 (did not train)"
+    assert pd.isna(table.loc["ResNet-1202", "vs. next shallower (pts)"])
+    assert table.loc["ResNet-110", "vs. next shallower (pts)"] == pytest.approx(40 - 39)
+    fig = fig6(s.results, "quick", s.description)
+    assert "ResNet-1202 (did not train)" in [t.get_text() for t in fig.axes[2].get_legend().get_texts()]
+    assert "setting" not in fig._suptitle.get_text()  # the set is named without its hash
+    plt.close(fig)
+    verdict = degradation_verdict(s.results, "quick")
+    assert "ResNet-1202: did not train (89.7%, at chance)" in verdict and "ResNet-110: 38.0%" in verdict

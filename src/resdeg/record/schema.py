@@ -30,6 +30,10 @@ from pathlib import Path
 from resdeg import ResdegError
 
 SCHEMA_VERSION = 2
+# 10 classes: a net that has learnt nothing errs on 90% of images. A run that ends with a
+# training error at or above this did not train: the report marks it "did not train" instead of
+# counting it as a depth result, and +protocol.give_up_at_chance_after stops a run still there.
+CHANCE_ERROR = 89.0
 STATUSES = ("running", "complete", "failed", "diverged", "interrupted")
 HISTORY_COLUMNS = ("iteration", "split", "metric", "value")
 LAYER_RESPONSE_COLUMNS = ("layer", "name", "std")
@@ -207,3 +211,11 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def did_not_train(final_train_errors) -> bool:
+    """Whether runs of one net ended at chance (their mean final training error, %)."""
+    import math
+
+    errors = [float(e) for e in final_train_errors if e is not None and not math.isnan(float(e))]
+    return bool(errors) and sum(errors) / len(errors) >= CHANCE_ERROR

@@ -23,7 +23,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # the CLI writes files only; notebooks keep their inline backend
 
-from resdeg.report.budget import budget_finding, budget_table, draw_budget, families_with_budgets  # noqa: E402
+from resdeg.report.budget import BUDGET_LATEX_COLUMNS, budget_finding, budget_table, draw_budget, families_with_budgets  # noqa: E402
 from resdeg.report.figures import draw_fig1, draw_fig4, draw_fig6, draw_fig7  # noqa: E402
 from resdeg.report.load import load_results  # noqa: E402
 from resdeg.report.sets import ReportSet, report_sets  # noqa: E402
@@ -50,9 +50,9 @@ def report_cifar10(s: ReportSet, what: str, figures: Path, tables: Path) -> list
         reference = "" if is_paper_protocol(protocol) else (
             "; not the paper's protocol, so the paper's 64k-iteration number is a reference, not a target")
         written += write_table(table6(subset, protocol), tables, f"table6_cifar10_{label}",
-                               f"Table 6: CIFAR-10 test error (%), ResNets with option A, protocol '{protocol}' "
+                               f"CIFAR-10 test error (%), ResNets with option A, protocol '{protocol}' "
                                f"({s.description}){reference}; a row with 0 runs is a depth of the paper not trained in this set "
-                               "(its parameters are the paper's)")
+                               "(its parameters are the paper's)", paper_table="Table 6")
         if subset.runs.shortcut.isin(["B", "C"]).any():
             written += write_table(shortcuts_table(subset), tables, f"shortcuts_cifar10_{label}",
                                    f"Shortcut options A/B/C on CIFAR-10 (not in the paper), protocol '{protocol}'")
@@ -66,9 +66,10 @@ def report_imagenet(s: ReportSet, what: str, figures: Path, tables: Path) -> lis
         written += draw_fig4(subset, protocol, figures, f"fig4_imagenet_{label}", s.description)
     if what in ("tables", "all"):
         written += write_table(table2(subset), tables, f"table2_imagenet_{label}",
-                               f"Table 2: ImageNet top-1 error (%, 10-crop testing), protocol '{protocol}'")
+                               f"ImageNet top-1 error (%, 10-crop testing), protocol '{protocol}'", paper_table="Table 2")
         written += write_table(table3(subset), tables, f"table3_imagenet_{label}",
-                               f"Table 3: ImageNet ResNet-34 top-1 / top-5 error (%, 10-crop testing), protocol '{protocol}'")
+                               f"ImageNet ResNet-34 top-1 / top-5 error (%, 10-crop testing), protocol '{protocol}'",
+                               paper_table="Table 3")
     return written
 
 
@@ -85,7 +86,7 @@ def report_budgets(results, what: str, figures: Path, tables: Path) -> list[Path
                                    "20- and 56-layer nets and the gap (56 minus 20; > 0: the deeper net trains "
                                    "worse), mean over seeds; residual half: 'better' where ResNet-56 is below "
                                    "ResNet-20 beyond the seed spread, 'not worse' where within it",
-                                   note=budget_finding(table))
+                                   note=budget_finding(table), latex_columns=BUDGET_LATEX_COLUMNS)
     return written
 
 
@@ -132,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
                 suffix = s.label if dataset == "cifar10" else f"imagenet_{s.label}"  # CIFAR-10 keeps its earlier name
                 verdict = tables / f"degradation_verdict_{suffix}.md"
                 verdict.write_text(degradation_verdict(s.results, s.protocol, dataset)
-                                   + f"\nDrawn from {s.description}.\n")
+                                   + f"\nDrawn from {s.description}"
+                                   + (f", setting {s.setting} (the records' protocol_hash)" if s.setting else "") + ".\n")
                 written.append(verdict)
                 print(verdict.read_text())
         if dataset == "cifar10" and not args.protocol:

@@ -18,6 +18,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from resdeg.record.schema import did_not_train
 from resdeg.report.load import Results, compared
 from resdeg.report.reference import FIG4_XLIM, FIG4_YLIM, FIG6_XLIM, FIG6_YLIM
 
@@ -93,8 +94,9 @@ def _kind_panels(results: Results, protocol: str, dataset_title: str, eval_split
             of_depth = kind_runs[kind_runs.depth == depth]
             colour = DEPTH_COLOURS.get(int(depth), None)
             plot_with_range(ax, mean_curve(results, of_depth, "train"), scale, color=colour, **train_style)
+            at_chance = " (did not train)" if did_not_train(of_depth.final_train_error) else ""
             plot_with_range(ax, mean_curve(results, of_depth, eval_split), scale, linestyle="-", color=colour,
-                            linewidth=eval_width, label=f"{KIND_TITLES[kind]}-{depth}")
+                            linewidth=eval_width, label=f"{KIND_TITLES[kind]}-{depth}{at_chance}")
         if title == DEEP_PANEL_TITLE:  # a panel of two nets says which one the set lacks
             missing = [f"ResNet-{d}" for d in DEEP_PANEL_DEPTHS if d not in set(kind_runs.depth)]
             if missing:
@@ -103,7 +105,7 @@ def _kind_panels(results: Results, protocol: str, dataset_title: str, eval_split
         ax.set_title(f"{title} on {dataset_title}")
         _axes_style(ax, protocol, x_label, xlim, ylim)
         if ax.lines:
-            ax.legend(loc="upper right", fontsize=8, title=legend_title, title_fontsize=7)
+            ax.legend(loc="best", fontsize=8, title=legend_title, title_fontsize=7)  # where it covers no curve
     _suptitle(fig, f"{dataset_title}, protocol '{protocol}'", caption, results)
     return fig
 

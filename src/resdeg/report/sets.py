@@ -36,15 +36,20 @@ class ReportSet:
 
     @property
     def description(self) -> str:
-        """One line naming the runs drawn, for figure captions and table notes."""
+        """One line naming the runs drawn, for figure captions and table captions: no hash (the
+        set's files carry its label; the verdict names the setting)."""
         runs = self.results.runs
         seeds = sorted(runs.seed.dropna().astype(int).unique())
         iterations = sorted(runs.iterations.dropna().astype(int).unique())
-        setting = runs.protocol_hash.dropna().unique()
         return (f"{len(runs)} complete runs in this set"
                 + (f", {'/'.join(map(str, iterations))} iterations" if iterations else "")
-                + (f", seeds {','.join(map(str, seeds))}" if seeds else "")
-                + (f", setting {setting[0]}" if len(setting) == 1 else ""))
+                + (f", seeds {','.join(map(str, seeds))}" if seeds else ""))
+
+    @property
+    def setting(self) -> str | None:
+        """The set's protocol setting (the records' ``protocol_hash``), where it has one."""
+        setting = self.results.runs.protocol_hash.dropna().unique()
+        return str(setting[0]) if len(setting) == 1 else None
 
 
 def report_sets(results: Results, dataset: str, protocol: str | None = None) -> list[ReportSet]:

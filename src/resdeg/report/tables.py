@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from resdeg.record.schema import did_not_train
 from resdeg.report.load import Results, compared
 from resdeg.report.reference import TABLE2_TOP1, TABLE3_TOP1_TOP5, TABLE6_PARAMS_M, TABLE6_TEST_ERROR
 
@@ -67,9 +68,12 @@ def table6(results: Results, protocol: str = "paper") -> pd.DataFrame:
         paper = TABLE6_TEST_ERROR.get(depth)
         best = depth in BEST_OF_SEEDS_DEPTHS
         params = round(group.parameters.iloc[0] / 1e6, 2) if len(group) else TABLE6_PARAMS_M.get(depth)
+        at_chance = len(group) > 0 and did_not_train(group.final_train_error)
         row = {"method": f"ResNet-{depth}", "# params (M)": params, "runs": len(group),
-               "test error % (ours)": ours(group.final_test_error, best) if len(group) else None}
-        mean = float(group.final_test_error.astype(float).mean()) if len(group) else None
+               "test error % (ours)": (ours(group.final_test_error, best) + (" (did not train)" if at_chance else ""))
+               if len(group) else None}
+        # a net that never left chance is no depth result: it is not compared with its neighbours
+        mean = float(group.final_test_error.astype(float).mean()) if len(group) and not at_chance else None
         if is_paper_protocol(protocol):
             row["test error % (paper)"] = paper
             row["difference (pts)"] = difference(group.final_test_error, paper, best) if len(group) else None
@@ -136,22 +140,56 @@ def table3(results: Results) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_table(table: pd.DataFrame, out_dir: Path, stem: str, caption: str, note: str | None = None) -> list[Path]:
-    """The table as markdown (with ``note``, a finding, below it), LaTeX and CSV."""
+def write_table(table: pd.DataFrame, out_dir: Path, stem: str, caption: str, note: str | None = None,
+                paper_table: str | None = None, latex_columns: dict[str, str] | None = None) -> list[Path]:
+    """The table as markdown (with ``note``, a finding, below it), LaTeX and CSV.
+
+    The caption is written once: markdown heads it with ``paper_table`` ("Table 6: ..."), LaTeX
+    numbers its own table and names the paper's in the caption. ``latex_columns`` (column ->
+    short header) picks what the LaTeX table shows where all columns would not fit a column
+    of text; the markdown and CSV keep every column."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{stem}.md", out_dir / f"{stem}.tex", out_dir / f"{stem}.csv"]
     # a number the paper does not give is written "--", not "nan"
     markdown = table.astype(object).where(table.notna(), None).to_markdown(index=False, missingval="--")
-    paths[0].write_text(f"{caption}\n\n{markdown if len(table) else '(no complete runs)'}\n"
+    heading = f"{paper_table}: {caption}" if paper_table else caption
+    paths[0].write_text(f"{heading}\n\n{markdown if len(table) else '(no complete runs)'}\n"
                         + (f"\n{note}\n" if note else ""))
-    # escape: column names hold "#" and "%", which LaTeX reads as commands and comments
-    paths[1].write_text(table.to_latex(index=False, caption=_latex_escape(caption), na_rep="--", escape=True,
-                                       float_format="%.2f"))
+    paths[1].write_text(latex_table(table, f"{caption} (the paper's {paper_table})" if paper_table else caption,
+                                    latex_columns))
     table.to_csv(paths[2], index=False)
     return paths
 
 
+def latex_table(table: pd.DataFrame, caption: str, columns: dict[str, str] | None = None) -> str:
+    """A booktabs table that fits ``\\textwidth`` in a plain ``article``: the first column as
+    wide as its text, the others sharing the rest (tabularx), headers wrapped within them.
+    Needs ``booktabs``, ``tabularx`` and ``array`` (tests/test_report.py compiles each)."""
+    columns = {name: header for name, header in (columns or {n: n for n in table.columns}).items() if name in table}
+    shown = table[list(columns)]
+    cells = [[_latex_escape(str(header)) for header in columns.values()]]
+    for row in shown.itertuples(index=False):
+        cells.append(["--" if pd.isna(v) else _latex_escape(f"{v:.2f}" if isinstance(v, float) else str(v)) for v in row])
+    lines = [" & ".join(row) + r" \\" for row in cells]
+    # a column of short cells (a count, "yes") keeps its natural width; the others share the rest
+    short = [max(len(row[i]) for row in cells) <= LATEX_SHORT_CELL for i in range(len(columns))]
+    spec = "l" + "".join("r" if is_short else r">{\raggedleft\arraybackslash}X" for is_short in short[1:])
+    environment = "tabularx" if "X" in spec else "tabular"
+    width = "{\\textwidth}" if environment == "tabularx" else ""
+    return "\n".join([
+        r"\begin{table}", r"\centering", r"\small", r"\setlength{\tabcolsep}{4pt}",
+        rf"\caption{{{_latex_escape(caption)}}}",
+        rf"\begin{{{environment}}}{width}{{{spec}}}", r"\toprule", lines[0], r"\midrule", *lines[1:],
+        r"\bottomrule", rf"\end{{{environment}}}", r"\end{table}", ""])
+
+
+# characters (headers included) up to which a LaTeX column keeps its natural width
+LATEX_SHORT_CELL = 8
+
+
 def _latex_escape(text: str) -> str:
+    """Characters LaTeX reads as commands, and ones the default (OT1) font prints wrongly ("<" and ">" as "¡", "¿")."""
     for char in "&%$#_{}":
         text = text.replace(char, "\\" + char)
-    return text
+    return (text.replace("<", r"\textless{}").replace(">", r"\textgreater{}").replace("~", r"\textasciitilde{}")
+            .replace("±", r"$\pm$"))

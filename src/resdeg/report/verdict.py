@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from resdeg.record.schema import did_not_train
 from resdeg.report.figures import mean_curve
 from resdeg.report.load import Results, compared
 from resdeg.report.signals import signals_verdict
@@ -136,6 +137,9 @@ def _beyond(results: Results, matched: list[int] | None) -> str | None:
     base = max(matched)
     parts = []
     for depth in deeper:
+        if did_not_train(errors[depth]):  # at chance: no depth result, said so rather than counted
+            parts.append(f"ResNet-{depth}: did not train ({_error_text(finals, depth)}, at chance)")
+            continue
         gap = finals.loc[depth, "mean"] - finals.loc[base, "mean"]
         noise = _noise_words(gap, seed_spread(errors[base], errors[depth]),
                              [f"ResNet-{d}" for d in (base, depth) if len(errors[d]) < 2])

@@ -16,11 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from resdeg.record.schema import CHANCE_ERROR
 from resdeg.training.schedule import IterationLR, PlateauSchedule, StepSchedule
 
-
-# 10 classes: a net that has learnt nothing errs on 90% of images
-CHANCE_ERROR = 89.0
 
 
 class RunDiverged(RuntimeError):
