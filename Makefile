@@ -6,7 +6,7 @@
 #   make sweep-degradation LAUNCHER=parallel   jobs side by side, one GPU each (the default where GPUs are; RUNS_PER_GPU=2: two per GPU)
 #   make sweep-degradation LAUNCHER=slurm ARGS="hydra.launcher.partition=gpu"   a SLURM job array
 #   make sweep-degradation SEEDS=0,1,2 FORCE=1   seeds as a sweep axis; FORCE=1 reruns complete runs
-#   make sweep-deep                      ResNet-110 (SEEDS=0,1,2,3,4) and ResNet-1202: Fig. 6's third panel, Table 6
+#   make sweep-deep                      ResNet-110 (SEEDS=0,1,2,3,4) and one ResNet-1202 (SEEDS_1202): Fig. 6's third panel, Table 6
 #   make sweep-budget                    the budget study: plain/ResNet-20/56 at BUDGETS=500,1000,2000,4000 iterations (CPU)
 #   make sweep-paper-20                  the paper's protocol on ResNet-20 and plain-20, resumable from a fresh clone (CPU: hours)
 #   make sweep-shortcuts                 ResNet-20/56 x options A/B/C on CIFAR-10 (DATASET=imagenet: ResNet-34, Table 3)
@@ -43,6 +43,8 @@ LOGGER ?= wandb
 FORCE ?= 0
 # depths of sweep-deep (ResNet-110 and ResNet-1202)
 DEEP_DEPTHS ?= 110,1202
+# seeds of sweep-deep's ResNet-1202: the paper trains one (SEEDS are ResNet-110's five runs)
+SEEDS_1202 ?= 0
 # iterations of the quick protocol family trained by sweep-budget, e.g. BUDGETS=500,1000
 BUDGETS ?= 500,1000,2000,4000
 # cifar10 | imagenet, for sweep-shortcuts
@@ -56,8 +58,10 @@ HYDRA_LAUNCHER_slurm := slurm
 # expanded only when a sweep runs (after setup): auto asks resdeg.launch whether a GPU is present
 # (before the first set-up, as under `make -n`, there is no .venv to ask: local)
 CHOSEN_LAUNCHER = $(if $(filter auto,$(LAUNCHER)),$(or $(shell $(PY) -m resdeg.launch 2>/dev/null),local),$(LAUNCHER))
-SWEEP_ARGS = --multirun hydra/launcher=$(or $(HYDRA_LAUNCHER_$(CHOSEN_LAUNCHER)),$(error LAUNCHER=$(LAUNCHER) is unknown: use auto, local, parallel or slurm)) \
-	launch.runs_per_gpu=$(RUNS_PER_GPU) logger=$(LOGGER) seed=$(SEEDS) $(if $(filter 1 true yes,$(FORCE)),force=true)
+SWEEP_ARGS_BUT_SEEDS = --multirun hydra/launcher=$(or $(HYDRA_LAUNCHER_$(CHOSEN_LAUNCHER)),$(error LAUNCHER=$(LAUNCHER) is unknown: use auto, local, parallel or slurm)) \
+	launch.runs_per_gpu=$(RUNS_PER_GPU) logger=$(LOGGER) $(if $(filter 1 true yes,$(FORCE)),force=true)
+SWEEP_ARGS = $(SWEEP_ARGS_BUT_SEEDS) seed=$(SEEDS)
+comma := ,
 
 # CIFAR-10 is found by the package itself (conf/data/cifar10.yaml: data.root, by default
 # $RESDEG_CIFAR_ROOT, else experiments/data), the same inside make and outside it.
@@ -96,13 +100,17 @@ sweep-degradation: setup
 	@$(call CHOOSE_PROTOCOL,$(QUICK_SHOWS_degradation)); \
 	set -x; $(PY) -m resdeg.train $(SWEEP_ARGS) experiment=degradation_cifar protocol=cifar_$$protocol $(ARGS)
 
-# Fig. 6's deep ResNets: ResNet-110 (SEEDS=0,1,2,3,4 for the paper's five runs) and ResNet-1202,
+# Fig. 6's deep ResNets: ResNet-110 (SEEDS=0,1,2,3,4 for the paper's five runs) and ResNet-1202 (SEEDS_1202: one, as the paper),
 # with the paper's 0.01 warm-up (cifar_paper_warmup); without a GPU the quick CPU family
 # (DEEP_DEPTHS=110 leaves out ResNet-1202, hours on a CPU)
 sweep-deep: setup
 	@$(call CHOOSE_PROTOCOL,$(QUICK_SHOWS_deep)); \
 	if [ "$$protocol" = paper ]; then protocol=paper_warmup; fi; \
-	set -x; $(PY) -m resdeg.train $(SWEEP_ARGS) experiment=deep_cifar protocol=cifar_$$protocol model.depth=$(DEEP_DEPTHS) $(ARGS)
+	for depth in $(subst $(comma), ,$(DEEP_DEPTHS)); do \
+	  seeds=$(SEEDS); [ $$depth != 1202 ] || seeds=$(SEEDS_1202); \
+	  (set -x; $(PY) -m resdeg.train $(SWEEP_ARGS_BUT_SEEDS) seed=$$seeds experiment=deep_cifar protocol=cifar_$$protocol \
+	    model.depth=$$depth $(ARGS)) || exit $$?; \
+	done
 
 # The budget study: how many quick-protocol iterations the residual advantage needs on a CPU
 # (plain/ResNet-20/56; `make report` draws results/figures/budget_cifar10_quick.png)

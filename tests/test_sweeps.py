@@ -305,6 +305,26 @@ def test_makefile_selects_launchers_logger_seeds_and_force():
     assert bad.returncode != 0 and "use auto, local, parallel or slurm" in bad.stderr
 
 
+def test_sweep_deep_gives_the_seeds_to_resnet_110_and_trains_one_resnet_1202(tmp_path):
+    """The paper has five runs of ResNet-110 and one of ResNet-1202: SEEDS=0,1,2,3,4 must not
+    train five ResNet-1202s (days on a CPU). Run through make with a Python that only notes
+    what it was asked to run."""
+    noted = tmp_path / "calls"
+    fake = tmp_path / "python"
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {noted}\n')
+    fake.chmod(0o755)
+    out = subprocess.run(["make", "sweep-deep", f"PY={fake}", "LAUNCHER=local", "PROTOCOL=quick", "SEEDS=0,1,2,3,4",
+                          "LOGGER=none"], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    calls = noted.read_text().splitlines()
+    assert len(calls) == 2 and all("experiment=deep_cifar" in c and "protocol=cifar_quick" in c for c in calls)
+    assert "model.depth=110" in calls[0] and "seed=0,1,2,3,4" in calls[0]
+    assert "model.depth=1202" in calls[1] and " seed=0 " in calls[1] and calls[1].count("seed=") == 1
+    out = subprocess.run(["make", "sweep-deep", f"PY={fake}", "LAUNCHER=local", "PROTOCOL=quick", "DEEP_DEPTHS=110"],
+                         cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0 and len(noted.read_text().splitlines()) == 3  # ResNet-110 alone
+
+
 # -- re-launch ----------------------------------------------------------------------------
 def test_relaunched_sweep_skips_the_finished_run_resumes_the_killed_one_and_starts_the_missing_one(cifar_root, tmp_path):
     sweep = ["--multirun", "model.depth=8", "seed=0,1,2", "protocol=cifar_quick", "protocol.batch_size=32",
