@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -353,6 +354,10 @@ def test_relaunched_sweep_skips_the_finished_run_resumes_the_killed_one_and_star
     again = run_cli(*sweep, env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
     output = again.stdout + again.stderr
     assert again.returncode == 0, output[-3000:]
+    # said before the first job: what it will do, and how long it takes at the pace seed 0 measured
+    plan = re.search(r"this sweep: 3 runs: 1 skipped \(complete records\), 1 resumed, 1 trained from the start; "
+                     r"expected \d+ (s|min) of training one run after another", output)
+    assert plan and output.index(plan.group(0)) < output.index("Launching 3 jobs") + 200, output[:3000]
     assert output.count("complete record exists") == 1  # seed 0 skipped...
     assert {p: p.read_text() for p in (tmp_path / "results").rglob("*seed0*/*")} == first_record  # ...untouched
     after = summaries(tmp_path)
