@@ -44,6 +44,9 @@ def test_two_job_multirun_makes_two_wandb_runs_with_names_groups_tags_config_and
                      env={"RESDEG_CIFAR_ROOT": str(cifar_root), "WANDB_MODE": "offline", "WANDB_API_KEY": ""})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "upload later with `wandb sync" in result.stdout + result.stderr
+    # W&B's own ~30 lines a run (banners, the run summary, a deprecation) are not printed
+    assert not [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("wandb:")]
+    assert "anonymous" not in result.stdout + result.stderr
 
     runs = offline_runs(tmp_path / "experiments" / "wandb")
     assert len(runs) == 2 and runs[0].id != runs[1].id  # one W&B run per job, never shared
@@ -85,6 +88,9 @@ def test_runs_of_two_settings_never_share_a_wandb_group_and_wandb_dir_is_honoure
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     runs = offline_runs(tmp_path / "wandb-dir")
     assert len(runs) == 2 and runs[0].group != runs[1].group
+    # the learning rate was changed on the command line: each name says its setting
+    assert sorted(r.name for r in runs) == sorted(f"resnet-8-A-seed0-setting-{s['protocol_hash']}"
+                                                  for s in summaries(tmp_path).values())
     assert {r.group.rsplit("-", 1)[1] for r in runs} == {s["protocol_hash"] for s in summaries(tmp_path).values()}
     assert not (tmp_path / "experiments" / "wandb").exists()
 

@@ -12,6 +12,7 @@ its first iterations (resdeg.training.pace).
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,11 +32,17 @@ class PlannedRun:
     evaluations_left: int
 
 
+# the setting keys a sweep varies across its jobs (``protocol.schedule.base_lr=0.05,0.1``): its
+# jobs, in this process or started from it (joblib, SLURM), name their W&B runs by setting
+SWEPT_SETTINGS_ENV = "RESDEG_SWEPT_SETTINGS"
+
+
 class SweepPlan(Callback):
     """A Hydra callback: one line before the sweep's first job (conf/config.yaml)."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         try:
+            os.environ[SWEPT_SETTINGS_ENV] = ",".join(swept_setting_keys(job_overrides(config)))
             runs = planned_runs(config)
         except Exception as exc:  # noqa: BLE001 - a plan that cannot be made must never stop the sweep
             log.info(f"sweep plan not made ({type(exc).__name__}: {exc}); each run says what it does as it starts")
@@ -54,6 +61,18 @@ def job_overrides(config: DictConfig) -> list[list[str]]:
     arguments = [f"{key}={value}" for key, value in params.items() if key not in given] + command_line
     parsed = OverridesParser.create().parse_overrides(arguments)
     return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def swept_setting_keys(jobs: list[list[str]]) -> list[str]:
+    """The setting keys (resdeg.record.identity.is_setting_key) whose value differs across jobs."""
+    from resdeg.record.identity import is_setting_key
+
+    values: dict[str, set[str]] = {}
+    for job in jobs:
+        for override in job:
+            key, _, value = override.partition("=")
+            values.setdefault(key.lstrip("+~"), set()).add(value)
+    return sorted(key for key, seen in values.items() if is_setting_key(key) and len(seen) > 1)
 
 
 def planned_runs(config: DictConfig) -> list[PlannedRun]:

@@ -21,6 +21,15 @@ NOT_IDENTITY_DATA_KEYS = frozenset(
     {"_target_", "root", "download", "cache_dir", "loader", "on_device", "num_workers", "eval_batch_size", "seed"})
 
 
+def is_setting_key(key: str) -> bool:
+    """Whether a config key (as overridden on the command line) changes a run's protocol
+    setting (``protocol_hash``) beyond what the protocol's name says (the quick family's
+    iterations are in the name: quick-4000)."""
+    key = key.lstrip("+~")
+    return (key == "trainer.precision" or (key.startswith("protocol.") and key != "protocol.iterations")
+            or (key.startswith("data.") and key.split(".")[1] not in NOT_IDENTITY_DATA_KEYS))
+
+
 def run_name(arch: str, depth: int, shortcut: str | None) -> str:
     """plain-56, resnet-56-A: how runs are named in records, figures and W&B."""
     return f"plain-{depth}" if arch == "plain" else f"resnet-{depth}-{shortcut}"

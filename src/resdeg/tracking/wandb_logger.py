@@ -61,6 +61,8 @@ class RunWandbLogger(WandbLogger):
 
     def __init__(self, *args, already_logged: set[tuple[int, str]] = frozenset(), **kwargs):
         super().__init__(*args, **kwargs)
+        # Lightning always passes anonymous= (None here), which W&B answers with a deprecation warning
+        self._wandb_init.pop("anonymous", None)
         self._already_logged = set(already_logged)
         self._defined = False
 
@@ -88,6 +90,7 @@ def wandb_logger(
     sweep: str,
     already_logged: set[tuple[int, str]] = frozenset(),
     forced: bool = False,
+    setting_overridden: bool = False,
     mode: str = "auto",
     project: str = "resdeg",
     entity: str | None = None,
@@ -101,9 +104,14 @@ def wandb_logger(
     if mode == "offline":
         log.info(f"W&B offline (no credentials found, or WANDB_MODE/logger.mode say so): upload later with "
                  f"`wandb sync {save_dir}/wandb/offline-run-*`")
+    elif mode == "online":
+        log.info(f"W&B online: project {entity + '/' if entity else ''}{project}, group {group or network_group(identity)}; "
+                 f"files in {save_dir}/wandb")
     run_id = previous_id or f"{identity['run_id']}-{uuid.uuid4().hex[:6]}".replace("_", "-")
     return RunWandbLogger(
-        name=f"{identity['name']}-seed{identity['seed']}{'-rerun' if forced else ''}",
+        # a run whose setting was changed on the command line (another lr...) says so in its name
+        name=(f"{identity['name']}-seed{identity['seed']}"
+              f"{'-setting-' + identity['protocol_hash'] if setting_overridden else ''}{'-rerun' if forced else ''}"),
         id=run_id,
         project=project,
         entity=entity,
@@ -116,8 +124,9 @@ def wandb_logger(
         mode=mode,
         # a re-launched run continues its W&B run (the id is kept in the run record)
         resume="allow",
-        # W&B does not take over the process's stdout (the run prints its own lines)
-        settings={"console": "off"} if mode != "disabled" else None,
+        # W&B neither takes over the process's stdout nor prints its banners and run summary
+        # (about 30 lines a run): the run's own lines say the mode and where the files are
+        settings={"console": "off", "quiet": True, "silent": True} if mode != "disabled" else None,
     )
 
 
