@@ -655,3 +655,15 @@ def test_a_net_that_ended_at_chance_is_marked_did_not_train_never_counted_as_a_d
     plt.close(fig)
     verdict = degradation_verdict(s.results, "quick")
     assert "ResNet-1202: did not train (89.7%, at chance)" in verdict and "ResNet-110: 38.0%" in verdict
+
+
+def test_the_dev_install_opens_and_exports_the_committed_notebook(tmp_path):
+    """`make setup` (the dev extra) installs what the README's notebook command needs."""
+    import sys
+
+    jupyter = Path(sys.executable).with_name("jupyter")
+    assert jupyter.is_file() and Path(sys.executable).with_name("jupyter-lab").is_file()
+    done = subprocess.run([str(jupyter), "nbconvert", "--to", "html", "--output-dir", str(tmp_path),
+                           str(REPO / "notebooks" / "explore_results.ipynb")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "explore_results.html").stat().st_size > 10_000
