@@ -1,11 +1,6 @@
 """resdeg: a harness reproducing the degradation experiments of He et al. (2015)."""
 
-from pathlib import Path
-
 __version__ = "0.1.0"
-
-# the Hydra configs, shipped inside the package (conf/ at the repository root points here)
-CONFIG_DIR = Path(__file__).parent / "conf"
 
 
 class ResdegError(Exception):

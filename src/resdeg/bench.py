@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 
-from resdeg import CONFIG_DIR
+from resdeg.conf import CONFIG_DIR
 from resdeg.devices import device_name, device_slug, sync  # noqa: F401 - gpu_check's names too
 
 REPO = Path(__file__).resolve().parents[2]
