@@ -72,8 +72,11 @@ class PreemptionCheckpoint(pl.Callback):
             return
         if sig == signal.SIGINT:
             signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C stops at once
-            os.write(2, b"\nCtrl-C: stopping at the end of this step with a checkpoint (Ctrl-C again: at once, "
-                        b"without one)\n")
+            try:
+                os.write(2, b"\nCtrl-C: stopping at the end of this step with a checkpoint (Ctrl-C again: at once, "
+                            b"without one)\n")
+            except OSError:  # stderr gone too: the stop must not fail for want of a message
+                pass
         if self.received is None:
             self.received = sig  # acted on where the run can stop cleanly
 
