@@ -219,6 +219,8 @@ def build_loggers(cfg: DictConfig, identity: dict, recorder, decision: Decision)
     if cfg.get("logger"):
         logger = instantiate(cfg.logger)
         if isinstance(logger, partial):
+            from resdeg.tracking.wandb_logger import setting_overrides
+
             previous = decision.previous if decision.action == "resume" else None
             logger = logger(
                 identity=identity,
@@ -240,27 +242,6 @@ def _logged_before(recorder) -> set[tuple[int, str]]:
     history = recorder.record.folder / "history.csv"
     rows = read_history(history) if history.is_file() else []
     return {(iteration, f"{split}/{metric}") for iteration, split, metric, _ in rows}
-
-
-def setting_overrides() -> list[str]:
-    """The job's command-line overrides that set its protocol setting apart (a learning rate,
-    the data's split, the precision): all of them for a lone run; in a sweep, those the sweep
-    varies across its jobs (resdeg.sweep_plan), since a setting all its jobs share is the sweep's."""
-    import os
-
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    from resdeg.record.identity import is_setting_key
-    from resdeg.sweep_plan import SWEPT_SETTINGS_ENV
-
-    if not HydraConfig.initialized():
-        return []
-    keys = [o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task]
-    keys = [key for key in keys if is_setting_key(key)]
-    if HydraConfig.get().mode == RunMode.MULTIRUN:
-        keys = [key for key in keys if key in os.environ.get(SWEPT_SETTINGS_ENV, "").split(",")]
-    return keys
 
 
 def sweep_name() -> str:

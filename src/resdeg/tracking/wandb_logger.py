@@ -130,6 +130,27 @@ def wandb_logger(
     )
 
 
+def setting_overrides() -> list[str]:
+    """The job's command-line overrides that set its protocol setting apart (a learning rate,
+    the data's split, the precision): all of them for a lone run; in a sweep, those the sweep
+    varies across its jobs (resdeg.sweep_plan), since a setting all its jobs share is the sweep's."""
+    import os
+
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from resdeg.record.identity import is_setting_key
+    from resdeg.sweep_plan import SWEPT_SETTINGS_ENV
+
+    if not HydraConfig.initialized():
+        return []
+    keys = [o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task]
+    keys = [key for key in keys if is_setting_key(key)]
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        keys = [key for key in keys if key in os.environ.get(SWEPT_SETTINGS_ENV, "").split(",")]
+    return keys
+
+
 def network_group(identity: dict) -> str:
     """One W&B group per network and protocol setting: its seeds are drawn as one line with a band.
 
