@@ -86,13 +86,22 @@ def test_committed_records_keep_their_run_ids(record):
     assert identity["run_id"] == summary["run_id"]
 
 
-def test_a_plain_net_records_no_shortcut_and_old_records_read_so():
+def test_a_plain_net_records_no_shortcut_and_a_record_of_another_schema_is_named_not_read():
     assert compose_identity("model.arch=plain")["shortcut"] is None
     assert compose_identity("model.arch=residual", "model.shortcut=B")["shortcut"] == "B"
-    v1 = {"run_id": "plain-20_seed0_x", "status": "complete", "arch": "plain", "shortcut": "A"}  # schema 1 had no version
-    assert parse_summary(json.dumps(v1)) == {**v1, "schema": SCHEMA_VERSION, "shortcut": None}
+    record = {"schema": SCHEMA_VERSION, "run_id": "plain-20_seed0_x", "status": "complete", "arch": "plain", "shortcut": None}
+    assert parse_summary(json.dumps(record)) == record
     with pytest.raises(ValueError, match="update resdeg"):
-        parse_summary(json.dumps({**v1, "schema": SCHEMA_VERSION + 1}))
+        parse_summary(json.dumps({**record, "schema": SCHEMA_VERSION + 1}))
+    with pytest.raises(ValueError, match="schema version is None, this resdeg reads version 2: train it again"):
+        parse_summary(json.dumps({key: value for key, value in record.items() if key != "schema"}))
+
+
+def test_every_committed_record_is_of_the_current_schema():
+    summaries = sorted((REPO / "results" / "runs").glob("*/*/summary.json"))
+    assert summaries
+    old = [str(p.relative_to(REPO)) for p in summaries if json.loads(p.read_text()).get("schema") != SCHEMA_VERSION]
+    assert not old, old
 
 
 def test_a_record_names_the_code_that_trained_it_and_a_path_a_colleague_can_use(tmp_path, monkeypatch):
@@ -129,7 +138,7 @@ def _interrupted_record(tmp_path, iteration: int, history_rows):
     folders = RunFolders(record=tmp_path / "results" / "runs" / "g" / "r", checkpoints=tmp_path / "ckpt")
     folders.record.mkdir(parents=True)
     folders.checkpoints.mkdir()
-    (folders.record / "summary.json").write_text(json.dumps({"run_id": "r", "status": "running"}))
+    (folders.record / "summary.json").write_text(json.dumps({"schema": 2, "run_id": "r", "status": "running"}))
     if history_rows is not None:
         (folders.record / "history.csv").write_text(history_csv(history_rows))
     torch.save({"global_step": iteration}, folders.checkpoints / "last.ckpt")

@@ -343,7 +343,8 @@ def test_notebook_runs_on_a_results_tree_and_is_written_back_with_its_outputs(de
 def write_imagenet_run(results, arch, depth, shortcut, top1, top5, train_final, seed=0, protocol="paper"):
     name = f"plain-{depth}" if arch == "plain" else f"resnet-{depth}-{shortcut}"
     identity = {"run_id": f"{name}_seed{seed}_test", "name": name, "group": f"imagenet-{protocol}", "dataset": "imagenet",
-                "arch": arch, "depth": depth, "shortcut": shortcut, "protocol": protocol, "seed": seed}
+                "arch": arch, "depth": depth, "shortcut": shortcut, "protocol": protocol, "protocol_family": protocol,
+                "protocol_hash": "s1", "seed": seed}
     rec = RunRecorder(results / "runs" / identity["group"] / identity["run_id"], identity, "seed: 0\n")
     rec.start(parameters=1000 * depth, iterations=600000)
     for it in range(10000, 600001, 10000):
@@ -586,10 +587,14 @@ def test_records_without_signals_give_no_signals_line_or_figure(degraded):
 
 
 @pytest.mark.parametrize("summary,says", [
-    ({"run_id": "x", "status": "complete"}, "it has no name, dataset, arch, depth, protocol, seed"),
-    ({"run_id": "plain-20_seed0_s1", "name": "plain-20", "dataset": "cifar10", "arch": "plain", "depth": "20",
-      "protocol": "quick", "seed": 0, "status": "complete", "final": {"train_error": "57"}},
-     "depth='20', final.train_error='57' are not numbers"),
+    ({"schema": 2, "run_id": "x", "status": "complete"},
+     "cannot be drawn: it has no name, dataset, arch, depth, protocol, protocol_family, protocol_hash, seed"),
+    ({"schema": 2, "run_id": "plain-20_seed0_s1", "name": "plain-20", "dataset": "cifar10", "arch": "plain", "depth": "20",
+      "protocol": "quick", "protocol_family": "quick", "protocol_hash": "s1", "seed": 0, "status": "complete",
+      "final": {"train_error": "57"}},
+     "cannot be drawn: depth='20', final.train_error='57' are not numbers"),
+    ({"run_id": "x", "status": "complete"},  # no schema version
+     "cannot be read (ValueError: its schema version is None, this resdeg reads version 2: train it again)"),
 ])
 def test_a_malformed_record_is_named_and_skipped_never_raised_on(degraded, summary, says):
     import json
@@ -599,7 +604,7 @@ def test_a_malformed_record_is_named_and_skipped_never_raised_on(degraded, summa
     results = load_results(degraded)
     assert len(results.runs) == 7 and "plain-20" not in set(results.runs.name)
     (problem,) = results.problems
-    assert folder.name in problem and f"skipped, the record cannot be drawn: {says}" in problem
+    assert folder.name in problem and f"skipped, the record {says}" in problem
     assert report_main(["all", "--results", str(degraded)]) == 0
 
 

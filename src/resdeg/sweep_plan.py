@@ -97,7 +97,8 @@ def planned_runs(config: DictConfig) -> list[PlannedRun]:
         if previous and previous.get("status") == "complete" and not cfg.force:
             action, done = "skip", iterations
         elif previous and not cfg.force and any(folders.checkpoints.glob("*.ckpt")):
-            action, done = "resume", int(previous.get("iteration") or 0)
+            # a stopped run's checkpoint is newer than its record's last logged iteration
+            action, done = "resume", int(previous.get("interrupted_at") or previous.get("iteration") or 0)
         else:
             action = "train"
         left = max(0, iterations - done)

@@ -41,6 +41,13 @@ class Decision:
     checkpoint: Path | None = None  # resume: the checkpoint to resume from
     iteration: int = 0  # resume: the iteration of that checkpoint
 
+    def owes_evaluation(self, eval_every: int, iterations: int) -> bool:
+        """The checkpoint of an evaluation iteration is written just before that evaluation, so a
+        run killed during it resumes owing it: it is redone first (its record rows, and the
+        plateau schedule's observation on ImageNet), as the uninterrupted run had it. The last
+        iteration's evaluation is the end of training's own."""
+        return self.action == "resume" and self.iteration % int(eval_every) == 0 and 0 < self.iteration < int(iterations)
+
 
 # how long a later process waits for the first one's decision (it reads a record and a checkpoint)
 HANDOFF_TIMEOUT_S = 600.0

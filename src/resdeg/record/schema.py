@@ -9,12 +9,9 @@ records), the report and the W&B importer (which read or rebuild them).
         signals.csv           long format: iteration, layer, name, forward_std, output_grad_norm,
                               weight_grad_norm (Section 4.1's forward and backward signals)
 
-The fields are documented in results/README.md.
-
-Schema versions: 1 (records written before 2026-11-25) recorded ``shortcut: "A"`` for plain
-nets and no code version; 2 records ``shortcut: null`` for plain nets (they have no
-shortcut), the git commit that trained the run, and ``checkpoint_dir`` relative to the
-project. ``parse_summary`` reads both and returns version 2.
+The fields are documented in results/README.md. A summary names its schema version
+(``schema``): this resdeg reads version 2 only, and names a record of another version as one
+it cannot read.
 """
 
 from __future__ import annotations
@@ -42,10 +39,9 @@ SIGNAL_COLUMNS = ("iteration", "layer", "name", "forward_std", "output_grad_norm
 # What a run is (resdeg.record.identity writes these into every summary)...
 IDENTITY_FIELDS = ("run_id", "name", "group", "dataset", "arch", "depth", "shortcut", "protocol", "protocol_family",
                    "seed", "config_hash", "protocol_hash")
-# ...and the summary fields the report reads, one row per run. protocol_family/protocol_hash
-# are absent from records written before they existed (read as empty); eval_seconds is the
-# wall time the run spent in evaluations, inside train_seconds.
-SUMMARY_FIELDS = (*IDENTITY_FIELDS, "status", "iteration", "iterations", "parameters", "wall_time_s", "train_seconds",
+# ...and the summary fields the report reads, one row per run (eval_seconds is the wall time
+# the run spent in evaluations, inside train_seconds)
+REPORT_COLUMNS = (*IDENTITY_FIELDS, "status", "iteration", "iterations", "parameters", "wall_time_s", "train_seconds",
                   "eval_seconds", "evaluations", "signals_seconds", "signal_measurements", "train_images_per_s")
 
 
@@ -61,7 +57,7 @@ SUMMARY_KEYS = (
 )
 
 # what the report needs of every record to place it in a figure, and the fields that are numbers
-DRAWN_FIELDS = ("name", "dataset", "arch", "depth", "protocol", "seed")
+DRAWN_FIELDS = ("name", "dataset", "arch", "depth", "protocol", "protocol_family", "protocol_hash", "seed")
 NUMBER_FIELDS = ("depth", "seed", "iteration", "iterations", "parameters", "wall_time_s", "train_seconds",
                  "eval_seconds", "evaluations", "signals_seconds", "signal_measurements", "train_images_per_s")
 
@@ -97,18 +93,10 @@ def parse_summary(text: str) -> dict:
     summary = json.loads(text)
     if not is_record(summary):
         raise ValueError(f"it holds {type(summary).__name__} {str(summary)[:40]!r}, not a run record")
-    return upgrade(summary)
-
-
-def upgrade(summary: dict) -> dict:
-    """A summary of an older schema, read as the current one (the file is left as it is)."""
-    version = summary.get("schema", 1)
-    if version > SCHEMA_VERSION:
-        raise ValueError(f"schema version {version} is newer than this resdeg reads ({SCHEMA_VERSION}): update resdeg")
-    if version < 2:
-        summary = {**summary, "schema": 2}
-        if summary.get("arch") == "plain":
-            summary["shortcut"] = None  # version 1 wrote the config's unused option ("A") for plain nets
+    version = summary.get("schema")
+    if version != SCHEMA_VERSION:
+        fix = "update resdeg" if isinstance(version, int) and version > SCHEMA_VERSION else "train it again"
+        raise ValueError(f"its schema version is {version}, this resdeg reads version {SCHEMA_VERSION}: {fix}")
     return summary
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from resdeg.record import HISTORY_COLUMNS, LAYER_RESPONSE_COLUMNS, SIGNAL_COLUMNS, SUMMARY_FIELDS, parse_summary
+from resdeg.record import HISTORY_COLUMNS, LAYER_RESPONSE_COLUMNS, SIGNAL_COLUMNS, REPORT_COLUMNS, parse_summary
 from resdeg.record.schema import summary_problem
 
-SUMMARY_COLUMNS = list(SUMMARY_FIELDS)
+SUMMARY_COLUMNS = list(REPORT_COLUMNS)
 
 RESPONSE_COLUMNS = ["run_id", *LAYER_RESPONSE_COLUMNS]
 SIGNALS_COLUMNS = ["run_id", *SIGNAL_COLUMNS]
@@ -56,7 +56,7 @@ def load_results(results_dir: str | Path = "results") -> Results:
     rows, histories, responses, signals, problems = [], [], [], [], []
     for folder in sorted(Path(results_dir).glob("runs/*/*/")):
         try:
-            summary = parse_summary((folder / "summary.json").read_text())  # any schema version, read as the current one
+            summary = parse_summary((folder / "summary.json").read_text())
             # typed, so that a run killed before its first row (an empty history) keeps the values numeric
             history = pd.read_csv(folder / "history.csv", dtype={"iteration": "int64", "value": "float64"})
             if tuple(history.columns) != HISTORY_COLUMNS:

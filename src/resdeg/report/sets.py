@@ -64,8 +64,7 @@ def report_sets(results: Results, dataset: str, protocol: str | None = None) -> 
     """
     runs = results.runs
     of_dataset = runs[runs.dataset == dataset]
-    family = of_dataset.protocol_family.fillna(of_dataset.protocol)  # records older than families
-    setting = of_dataset.protocol_hash.fillna("")  # records older than protocol_hash: one set per family
+    family, setting = of_dataset.protocol_family, of_dataset.protocol_hash
     complete = of_dataset.status == "complete"
     keys = pd.DataFrame({"family": family, "setting": setting})[complete].value_counts(sort=False)
     # the setting with the most complete runs keeps the protocol's name; ties go to the hash's order

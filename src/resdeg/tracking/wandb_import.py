@@ -19,8 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from resdeg.record import history_csv, read_summary, summary_json, write_atomic
-from resdeg.record.schema import upgrade
+from resdeg.record import SCHEMA_VERSION, history_csv, read_summary, summary_json, write_atomic
 from resdeg.tracking.wandb_files import OfflineRun, offline_runs
 
 STEP_KEY = "trainer/global_step"
@@ -62,15 +61,18 @@ def import_run(run: OfflineRun, results: Path) -> Path | None:
     if existing and existing.get("status") == "complete":
         return folder
     record = {key.removeprefix("record/"): value for key, value in run.summary.items() if key.startswith("record/")}
-    summary = upgrade({  # W&B runs of resdeg before schema 2 did not log their version: 1
-        "schema": record.pop("schema", 1),
+    summary = {
+        "schema": record.pop("schema", None),
         **identity,
         "status": record.pop("status", "complete" if run.exit_code == 0 else "failed"),
         **record,
         "final": {key.removeprefix("final/"): value for key, value in run.summary.items() if key.startswith("final/")},
         "wandb_id": run.id,
         "imported_from": f"wandb:{run.path}",
-    })
+    }
+    if summary["schema"] != SCHEMA_VERSION:  # logged by a resdeg older than the record's schema
+        raise ValueError(f"{run.name}: its record schema is {summary['schema']}, this resdeg imports version "
+                         f"{SCHEMA_VERSION}: train it again")
     folder.mkdir(parents=True, exist_ok=True)
     write_atomic(folder / "history.csv", history_csv(sorted(history_rows(run))))
     write_atomic(folder / "config.yaml", yaml.safe_dump(nested, sort_keys=False))
@@ -87,10 +89,16 @@ def main(argv: list[str] | None = None) -> int:
     if not runs:
         print(f"no W&B offline runs (offline-run-*/run-*.wandb) under {args.wandb_dir}", file=sys.stderr)
         return 1
+    refused = 0
     for run in runs:
-        folder = import_run(run, Path(args.results))
+        try:
+            folder = import_run(run, Path(args.results))
+        except ValueError as exc:
+            print(f"{exc}; skipped", file=sys.stderr)
+            refused += 1
+            continue
         print(f"{run.name}: {'-> ' + str(folder) if folder else 'not a resdeg run, skipped'}")
-    return 0
+    return 1 if refused else 0
 
 
 if __name__ == "__main__":
