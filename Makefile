@@ -12,7 +12,7 @@
 #   make sweep-shortcuts                 ResNet-20/56 x options A/B/C on CIFAR-10 (DATASET=imagenet: ResNet-34, Table 3)
 #   make sweep-imagenet IMAGENET_ROOT=/data/imagenet   Table 2 / Fig. 4: {plain, residual} x {18, 34}
 #   make train ARGS="model.arch=plain model.depth=56"   one run, any Hydra overrides
-#   make test                          the test suite (CPU)
+#   make test                          the test suite (CPU); make test-fast: lint and the fast tier (minutes)
 #   make figures / make tables / make report   Fig. 6, Fig. 1, Fig. 7, the signals, Table 6 and the verdicts from
 #                                      results/ (make report also writes results/REPORT.md and re-executes the notebook)
 #   make bench                         training throughput table (results/bench/)
@@ -66,7 +66,7 @@ comma := ,
 # CIFAR-10 is found by the package itself (conf/data/cifar10.yaml: data.root, by default
 # $RESDEG_CIFAR_ROOT, else experiments/data), the same inside make and outside it.
 
-.PHONY: help setup test sweep-degradation sweep-deep sweep-budget sweep-paper-20 sweep-shortcuts sweep-imagenet train bench gpu-check figures tables report clean-venv
+.PHONY: help setup test test-fast sweep-degradation sweep-deep sweep-budget sweep-paper-20 sweep-shortcuts sweep-imagenet train bench gpu-check figures tables report clean-venv
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -78,8 +78,15 @@ setup: $(VENV)/.installed
 help:
 	@sed -n '1,/^$$/{s/^# \{0,1\}//;p}' $(firstword $(MAKEFILE_LIST))
 
+# the whole suite (what CI runs), then the inner loop's tier: the formatter and linter, and
+# every test not marked slow (tests/conftest.py says which are)
 test: setup
 	$(PY) -m pytest
+
+test-fast: setup
+	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check src tests
+	$(PY) -m pytest -m "not slow"
 
 # The CIFAR-10 protocol a target runs ($$protocol): PROTOCOL=paper or quick, or auto: the
 # paper's with a GPU, the quick CPU family without one, said in one line with what the quick
@@ -145,14 +152,14 @@ IMAGENET_DATA = $(if $(IMAGENET_ROOT),data.root=$(IMAGENET_ROOT))
 
 # training throughput: harness vs bare PyTorch loop vs conventional pipeline (results/bench/)
 bench: setup
-	$(PY) -m resdeg.bench $(ARGS)
+	$(PY) -m resdeg.perf.bench $(ARGS)
 
-# the GPU path measured in one command, within 9 minutes: throughput (harness and bare loop, fp32
-# and bf16, eager and compiled), syncs per step, runs per GPU, a 2,000-iteration run end to end,
-# projected sweep times: results/bench/gpu_<device>.csv and .md. Without a GPU: a smoke version
-# in about a minute, written to experiments/gpu_check/
+# the GPU path measured in one command, within 5 minutes (ARGS=--budget-s=540: more of each section):
+# throughput (harness and bare loop, fp32 and bf16), runs per GPU, syncs per step, a 1,000-iteration
+# run end to end, compiled settings, projected sweep times: results/bench/gpu_<device>.csv and .md.
+# Without a GPU: a smoke version in about a minute, written to experiments/gpu_check/
 gpu-check: setup
-	$(PY) -m resdeg.gpu_check $(ARGS)
+	$(PY) -m resdeg.perf.gpu_check $(ARGS)
 
 # regenerate figures / tables / both from results/ alone (results/figures, results/tables)
 figures: setup

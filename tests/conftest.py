@@ -14,7 +14,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from resdeg.resolvers import register_resolvers
+
+# the tests compose configs as the entry points do (resdeg.train registers the resolvers on import)
+register_resolvers()
+
 REPO = Path(__file__).resolve().parents[1]
+
+# The two tiers: `make test-fast` leaves out the tests marked `slow` (pyproject.toml), which
+# train networks end to end: every test that reads the real CIFAR-10 (the ``cifar_root``
+# fixture) or starts a SLURM cluster (``slurm``) is one, and the others that start the training
+# CLI say so with @pytest.mark.slow. `make test` runs both.
+SLOW_FIXTURES = ("cifar_root", "slurm")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if any(name in getattr(item, "fixturenames", ()) for name in SLOW_FIXTURES):
+            item.add_marker(pytest.mark.slow)
 
 
 def _find_cifar_root() -> Path | None:
@@ -57,11 +74,15 @@ def write_cifar_folder(folder: Path, per_class_train: int = 20, per_class_test: 
             pickle.dump({"data": data, "labels": part.tolist(), "batch_label": f"batch {i}"}, f)
     test_labels = np.repeat(np.arange(10), per_class_test)
     with open(batches / "test_batch", "wb") as f:
-        pickle.dump({"data": rng.integers(0, 256, (len(test_labels), 3072), dtype=np.uint8), "labels": test_labels.tolist()}, f)
+        pickle.dump(
+            {"data": rng.integers(0, 256, (len(test_labels), 3072), dtype=np.uint8), "labels": test_labels.tolist()}, f
+        )
     return folder
 
 
-def run_cli(*overrides: str, env: dict | None = None, cwd: Path = REPO, timeout: int = 900) -> subprocess.CompletedProcess:
+def run_cli(
+    *overrides: str, env: dict | None = None, cwd: Path = REPO, timeout: int = 900
+) -> subprocess.CompletedProcess:
     """Run ``python -m resdeg.train`` as a user would, capturing its output."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run(
@@ -74,7 +95,9 @@ def run_cli(*overrides: str, env: dict | None = None, cwd: Path = REPO, timeout:
     )
 
 
-def write_imagenet_tree(folder: Path, classes: int = 3, train_per_class: int = 6, val_per_class: int = 2, seed: int = 0) -> Path:
+def write_imagenet_tree(
+    folder: Path, classes: int = 3, train_per_class: int = 6, val_per_class: int = 2, seed: int = 0
+) -> Path:
     """A tiny ImageNet in the ImageFolder layout: real JPEG files of varied sizes and shapes."""
     from PIL import Image
 
@@ -132,8 +155,9 @@ def small_disk(tmp_path):
         folder.mkdir()
         if os.geteuid() != 0:
             pytest.skip("a small disk needs a tmpfs mounted as root")
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True, text=True
+        )
         if done.returncode:
             pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
         mounted.append(folder)
@@ -157,7 +181,10 @@ def pdflatex() -> str:
 
     from debian import install_packages
 
-    if shutil.which("pdflatex") is None or subprocess.run(["kpsewhich", "booktabs.sty"], capture_output=True).returncode:
+    if (
+        shutil.which("pdflatex") is None
+        or subprocess.run(["kpsewhich", "booktabs.sty"], capture_output=True).returncode
+    ):
         reason = install_packages("LaTeX", ["texlive-latex-base", "texlive-latex-recommended"])
         if reason:
             pytest.skip(f"no LaTeX: {reason}")

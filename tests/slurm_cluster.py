@@ -25,8 +25,14 @@ from pathlib import Path
 
 from debian import install_packages
 
-PACKAGES = {"slurmctld": "slurmctld", "slurmd": "slurmd", "sbatch": "slurm-client", "munged": "munge",
-            "slurmdbd": "slurmdbd", "mariadbd": "mariadb-server"}
+PACKAGES = {
+    "slurmctld": "slurmctld",
+    "slurmd": "slurmd",
+    "sbatch": "slurm-client",
+    "munged": "munge",
+    "slurmdbd": "slurmdbd",
+    "mariadbd": "mariadb-server",
+}
 # the node is this machine, by its own name: Lightning's DDP under srun reaches the first
 # process at the node's name (SLURM_NODELIST), so it must resolve
 NODE = socket.gethostname().split(".")[0]
@@ -34,8 +40,13 @@ PARTITION = "debug"
 
 
 def missing_packages() -> list[str]:
-    return sorted({package for command, package in PACKAGES.items() if shutil.which(command) is None
-                   and not Path("/usr/sbin", command).exists()})
+    return sorted(
+        {
+            package
+            for command, package in PACKAGES.items()
+            if shutil.which(command) is None and not Path("/usr/sbin", command).exists()
+        }
+    )
 
 
 def install() -> str | None:
@@ -118,20 +129,38 @@ class SlurmCluster:
         key.chmod(0o600)
         self.munge_socket = self.folder / "munge" / "munge.socket"
         # --force: as root, on a folder munged would otherwise find too open
-        argv = ["munged", "--foreground", "--force", f"--key-file={key}", f"--socket={self.munge_socket}",
-                f"--pid-file={self.folder / 'munge' / 'munged.pid'}", f"--log-file={self.folder / 'munge.log'}",
-                f"--seed-file={self.folder / 'munge' / 'munged.seed'}"]
+        argv = [
+            "munged",
+            "--foreground",
+            "--force",
+            f"--key-file={key}",
+            f"--socket={self.munge_socket}",
+            f"--pid-file={self.folder / 'munge' / 'munged.pid'}",
+            f"--log-file={self.folder / 'munge.log'}",
+            f"--seed-file={self.folder / 'munge' / 'munged.seed'}",
+        ]
         self._daemon("munged", argv, ready=self.munge_socket.exists, timeout=20)
 
     def _start_database(self) -> None:
         datadir, self.db_port = self.folder / "db", free_port()
-        subprocess.run(["mariadb-install-db", f"--datadir={datadir}", "--user=root", "--auth-root-authentication-method=normal"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["mariadb-install-db", f"--datadir={datadir}", "--user=root", "--auth-root-authentication-method=normal"],
+            check=True,
+            capture_output=True,
+        )
         self.db_socket = self.folder / "mysql.sock"
         # a throw-away database of this cluster: no grant tables, reachable on loopback only
-        argv = ["mariadbd", "--no-defaults", f"--datadir={datadir}", "--user=root", "--skip-grant-tables",
-                "--bind-address=127.0.0.1", f"--port={self.db_port}", f"--socket={self.db_socket}",
-                f"--pid-file={self.folder / 'mariadb.pid'}"]
+        argv = [
+            "mariadbd",
+            "--no-defaults",
+            f"--datadir={datadir}",
+            "--user=root",
+            "--skip-grant-tables",
+            "--bind-address=127.0.0.1",
+            f"--port={self.db_port}",
+            f"--socket={self.db_socket}",
+            f"--pid-file={self.folder / 'mariadb.pid'}",
+        ]
         self._daemon("mariadbd", argv, ready=self.db_socket.exists, timeout=60)
 
     def _write_configs(self) -> None:
@@ -143,8 +172,8 @@ DbdHost=localhost
 DbdAddr=127.0.0.1
 DbdPort={self.dbd_port}
 SlurmUser=root
-LogFile={f / 'slurmdbd.log'}
-PidFile={f / 'slurmdbd.pid'}
+LogFile={f / "slurmdbd.log"}
+PidFile={f / "slurmdbd.pid"}
 StorageType=accounting_storage/mysql
 StorageHost=127.0.0.1
 StoragePort={self.db_port}
@@ -162,12 +191,12 @@ SlurmdUser=root
 AuthType=auth/munge
 AuthInfo=socket={self.munge_socket}
 CredType=cred/munge
-StateSaveLocation={f / 'state'}
-SlurmdSpoolDir={f / 'spool'}
-SlurmctldPidFile={f / 'slurmctld.pid'}
-SlurmdPidFile={f / 'slurmd.pid'}
-SlurmctldLogFile={f / 'slurmctld.log'}
-SlurmdLogFile={f / 'slurmd.log'}
+StateSaveLocation={f / "state"}
+SlurmdSpoolDir={f / "spool"}
+SlurmctldPidFile={f / "slurmctld.pid"}
+SlurmdPidFile={f / "slurmd.pid"}
+SlurmctldLogFile={f / "slurmctld.log"}
+SlurmdLogFile={f / "slurmd.log"}
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 MpiDefault=none
@@ -192,8 +221,11 @@ PartitionName={PARTITION} Nodes={NODE} Default=YES MaxTime=INFINITE State=UP
         return subprocess.run(list(argv), env=self.env, capture_output=True, text=True, timeout=30)
 
     def _dbd_ready(self) -> bool:
-        return "slurmdbd version" in (self.folder / "slurmdbd.log").read_text(errors="replace") \
-            if (self.folder / "slurmdbd.log").is_file() else False
+        return (
+            "slurmdbd version" in (self.folder / "slurmdbd.log").read_text(errors="replace")
+            if (self.folder / "slurmdbd.log").is_file()
+            else False
+        )
 
     def _ctld_ready(self) -> bool:
         return self._run("scontrol", "ping").returncode == 0

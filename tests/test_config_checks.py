@@ -26,10 +26,36 @@ BAD = [
 
 
 @pytest.mark.parametrize("override,message", BAD, ids=[b[0] for b in BAD])
-def test_a_bad_value_gives_one_message_exit_2_and_no_record(tmp_path, override, message):
+def test_a_bad_value_is_refused_with_one_message_before_anything_is_written(tmp_path, override, message):
+    from resdeg import ResdegError
+    from resdeg.train import train
+    from test_train import compose_config
+
     data = write_cifar_folder(tmp_path / "data")
-    result = run_cli("protocol=cifar_quick", f"data.root={data}", f"paths.results={tmp_path / 'results'}",
-                     f"paths.experiments={tmp_path / 'exp'}", override)
+    cfg = compose_config(
+        "protocol=cifar_quick",
+        f"data.root={data}",
+        f"paths.results={tmp_path / 'results'}",
+        f"paths.experiments={tmp_path / 'exp'}",
+        override,
+    )
+    with pytest.raises(ResdegError) as refused:
+        train(cfg)
+    assert message in str(refused.value) and "\n" not in str(refused.value)
+    assert not (tmp_path / "results").exists() and not (tmp_path / "exp").exists()  # nothing written, nothing marked
+
+
+@pytest.mark.parametrize("override,message", BAD[:2], ids=[b[0] for b in BAD[:2]])
+@pytest.mark.slow
+def test_the_cli_refuses_a_bad_value_in_one_line_with_exit_2_and_no_record(tmp_path, override, message):
+    data = write_cifar_folder(tmp_path / "data")
+    result = run_cli(
+        "protocol=cifar_quick",
+        f"data.root={data}",
+        f"paths.results={tmp_path / 'results'}",
+        f"paths.experiments={tmp_path / 'exp'}",
+        override,
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 2, output[-3000:]
     errors = [line for line in output.splitlines() if "error:" in line]
@@ -44,8 +70,13 @@ def test_the_shipped_configs_pass_the_checks():
     from conftest import REPO
     from resdeg.config_checks import check_config
 
-    for overrides in (["protocol=cifar_paper"], ["protocol=cifar_quick"], ["protocol=cifar_paper_warmup"],
-                      ["experiment=degradation_imagenet"], ["data.val_size=5000"]):
+    for overrides in (
+        ["protocol=cifar_paper"],
+        ["protocol=cifar_quick"],
+        ["protocol=cifar_paper_warmup"],
+        ["experiment=degradation_imagenet"],
+        ["data.val_size=5000"],
+    ):
         with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
             check_config(compose(config_name="config", overrides=overrides))
 
@@ -56,8 +87,13 @@ def test_a_gpu_asked_for_where_none_is_usable_is_refused_up_front(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("a CUDA GPU is usable here: trainer.accelerator=gpu is a valid request")
     data = write_cifar_folder(tmp_path / "data")
-    result = run_cli("protocol=cifar_quick", f"data.root={data}", f"paths.results={tmp_path / 'results'}",
-                     f"paths.experiments={tmp_path / 'exp'}", "trainer.accelerator=gpu")
+    result = run_cli(
+        "protocol=cifar_quick",
+        f"data.root={data}",
+        f"paths.results={tmp_path / 'results'}",
+        f"paths.experiments={tmp_path / 'exp'}",
+        "trainer.accelerator=gpu",
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 2 and "trainer.accelerator=gpu but no CUDA GPU is usable here" in output, output[-3000:]
     assert not (tmp_path / "results").exists()

@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import write_cifar_folder
 from resdeg import ResdegError
 from resdeg.data import CIFAR10DataModule, load_cifar10
 from resdeg.data.augment import pad_crop_flip
 from resdeg.data.cifar10_files import ARCHIVE_NAME
-
-from conftest import write_cifar_folder
 
 
 # -- the real archive --------------------------------------------------------------------
@@ -97,7 +96,12 @@ def test_pad_crop_flip_gives_only_valid_crops_and_flips():
             for dy in range(9)
             for dx in range(9)
             for flip in (False, True)
-            if torch.equal(out[i], (padded[i, :, dy : dy + 32, dx : dx + 32]).flip(2) if flip else padded[i, :, dy : dy + 32, dx : dx + 32])
+            if torch.equal(
+                out[i],
+                (padded[i, :, dy : dy + 32, dx : dx + 32]).flip(2)
+                if flip
+                else padded[i, :, dy : dy + 32, dx : dx + 32],
+            )
         ]
         assert len(matches) == 1, f"image {i} is not one crop of its padded image"
         seen.add(matches[0])
@@ -195,17 +199,25 @@ def test_batches_are_a_function_of_the_iteration_only():
 
 def test_tensor_and_per_image_pipelines_train_alike(cifar_root, tmp_path):
     """Same net, same protocol, the two pipelines: final training errors in the same band."""
-    from test_train import compose_config
-
     from resdeg.train import train
+    from test_train import compose_config
 
     finals = {}
     for loader in ("tensor", "torchvision"):
         cfg = compose_config(
-            "model.depth=20", "protocol=cifar_quick", "protocol.iterations=120",
-            "protocol.schedule.warmup_iterations=30", "protocol.schedule.milestones=[90,105]",
-            "protocol.log_every=40", "protocol.eval_every=120", f"data.loader={loader}", "data.num_workers=1",
-            "layer_responses=false", f"data.root={cifar_root}", f"paths.results={tmp_path / loader}", f"paths.experiments={tmp_path / 'exp' / loader}",
+            "model.depth=20",
+            "protocol=cifar_quick",
+            "protocol.iterations=120",
+            "protocol.schedule.warmup_iterations=30",
+            "protocol.schedule.milestones=[90,105]",
+            "protocol.log_every=40",
+            "protocol.eval_every=120",
+            f"data.loader={loader}",
+            "data.num_workers=1",
+            "layer_responses=false",
+            f"data.root={cifar_root}",
+            f"paths.results={tmp_path / loader}",
+            f"paths.experiments={tmp_path / 'exp' / loader}",
         )
         finals[loader] = train(cfg)["final"]["train_error"]
     assert all(e < 80 for e in finals.values()), finals  # both learn

@@ -12,19 +12,20 @@ import torch
 import torchvision
 from torch import nn
 
+from conftest import IMAGENET_TINY, run_cli, write_imagenet_tree
 from resdeg import ResdegError
 from resdeg.models import ImageNetNet, count_parameters, multiply_adds
 from resdeg.models.imagenet import load_torchvision_state_dict, torchvision_name
 from resdeg.models.shortcuts import ProjectionShortcut, ZeroPadShortcut
-
-from conftest import IMAGENET_TINY, run_cli, write_imagenet_tree
 
 # Table 1, "FLOPs" row (multiply-adds per 224x224 image)
 TABLE1_MULTIPLY_ADDS = {18: 1.8e9, 34: 3.6e9, 50: 3.8e9, 101: 7.6e9, 152: 11.3e9}
 
 
 # -- networks -------------------------------------------------------------------------------
-@pytest.mark.parametrize("depth,torchvision_net", [(18, torchvision.models.resnet18), (34, torchvision.models.resnet34)])
+@pytest.mark.parametrize(
+    "depth,torchvision_net", [(18, torchvision.models.resnet18), (34, torchvision.models.resnet34)]
+)
 def test_option_b_resnet_is_torchvisions_architecture(depth, torchvision_net):
     """Same parameter count, and torchvision's (freshly initialised) weights loaded through the
     name mapping give the same outputs: the two networks compute the same function."""
@@ -88,8 +89,15 @@ def tree(tmp_path_factory) -> Path:
 def datamodule(tree: Path, tmp: Path, **kwargs):
     from resdeg.data import ImageNetDataModule
 
-    options = dict(root=str(tree), num_classes=3, batch_size=4, eval_batch_size=20, mean_images=8, num_workers=0,
-                   cache_dir=str(tmp / "cache"))
+    options = dict(
+        root=str(tree),
+        num_classes=3,
+        batch_size=4,
+        eval_batch_size=20,
+        mean_images=8,
+        num_workers=0,
+        cache_dir=str(tmp / "cache"),
+    )
     dm = ImageNetDataModule(**{**options, **kwargs})
     dm.prepare_data()
     dm.setup()
@@ -165,19 +173,31 @@ def test_each_process_reads_its_own_slice_of_the_global_batch():
         (lambda root: root, "holds 3 images, fewer than one batch of 4"),
     ],
 )
+@pytest.mark.slow
 def test_a_missing_or_malformed_tree_gives_one_clear_message(tmp_path, mutate, message):
     root = mutate(write_imagenet_tree(tmp_path / "imagenet", train_per_class=1, val_per_class=1))
-    result = run_cli(*IMAGENET_TINY, f"data.root={root}", "model.depth=18", f"paths.results={tmp_path / 'results'}",
-                     f"paths.experiments={tmp_path / 'exp'}")
+    result = run_cli(
+        *IMAGENET_TINY,
+        f"data.root={root}",
+        "model.depth=18",
+        f"paths.results={tmp_path / 'results'}",
+        f"paths.experiments={tmp_path / 'exp'}",
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 2 and message in output and "Traceback" not in output
     assert not list((tmp_path / "results").rglob("summary.json"))
 
 
+@pytest.mark.slow
 def test_class_count_must_match_the_model(tmp_path):
     root = write_imagenet_tree(tmp_path / "imagenet", train_per_class=1, val_per_class=1)
-    result = run_cli(*IMAGENET_TINY, "data.num_classes=1000", f"data.root={root}", f"paths.results={tmp_path / 'r'}",
-                     f"paths.experiments={tmp_path / 'e'}")
+    result = run_cli(
+        *IMAGENET_TINY,
+        "data.num_classes=1000",
+        f"data.root={root}",
+        f"paths.results={tmp_path / 'r'}",
+        f"paths.experiments={tmp_path / 'e'}",
+    )
     assert result.returncode == 2 and "set data.num_classes=3" in result.stdout + result.stderr
 
 
@@ -186,13 +206,25 @@ def records(results: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(results.glob("runs/*/*/summary.json"))]
 
 
+@pytest.mark.slow
 def test_short_run_writes_curves_and_ten_crop_errors(tree, tmp_path):
-    result = run_cli(*IMAGENET_TINY, f"data.root={tree}", "model.depth=18", f"paths.results={tmp_path / 'results'}",
-                     f"paths.experiments={tmp_path / 'exp'}")
+    result = run_cli(
+        *IMAGENET_TINY,
+        f"data.root={tree}",
+        "model.depth=18",
+        f"paths.results={tmp_path / 'results'}",
+        f"paths.experiments={tmp_path / 'exp'}",
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (record,) = records(tmp_path / "results")
     assert record["status"] == "complete" and record["group"] == "imagenet-paper" and record["name"] == "resnet-18-A"
-    assert set(record["final"]) == {"train_error", "val_error", "val_top5_error", "val_10crop_error", "val_10crop_top5_error"}
+    assert set(record["final"]) == {
+        "train_error",
+        "val_error",
+        "val_top5_error",
+        "val_10crop_error",
+        "val_10crop_top5_error",
+    }
     assert record["multiply_adds"] == pytest.approx(1.8e9, rel=0.05)
     history = pd.read_csv(next((tmp_path / "results").rglob("history.csv")))
     assert history.query("split == 'train' and metric == 'error'").iteration.tolist() == [1, 2, 3]
@@ -201,25 +233,46 @@ def test_short_run_writes_curves_and_ten_crop_errors(tree, tmp_path):
     assert set(ten_crop.metric) == {"error", "top5_error", "loss"}
     # 3 classes: top-5 contains every class, and 6 validation images give errors in steps of 1/6
     assert record["final"]["val_10crop_top5_error"] == 0.0
-    assert round(record["final"]["val_10crop_error"] * 6 / 100, 6) == round(record["final"]["val_10crop_error"] * 6 / 100)
+    assert round(record["final"]["val_10crop_error"] * 6 / 100, 6) == round(
+        record["final"]["val_10crop_error"] * 6 / 100
+    )
     # Section 4.1's signals, by the same code as CIFAR-10's: ResNet-18 has 16 block 3x3 layers (the stem is 7x7)
     signals = pd.read_csv(next((tmp_path / "results").rglob("signals.csv")))
-    assert sorted(signals.iteration.unique()) == [0, 3] and signals.groupby("iteration").layer.count().tolist() == [16, 16]
+    assert sorted(signals.iteration.unique()) == [0, 3] and signals.groupby("iteration").layer.count().tolist() == [
+        16,
+        16,
+    ]
     assert (signals[["forward_std", "output_grad_norm", "weight_grad_norm"]] > 0).all().all()
 
 
+@pytest.mark.slow
 def test_both_imagenet_sweeps_complete_when_shortened(tree, tmp_path):
-    common = [*IMAGENET_TINY[1:], "protocol.iterations=2", "protocol.eval_every=2", "protocol.checkpoint_every=2",
-              f"data.root={tree}", f"paths.results={tmp_path / 'results'}", f"paths.experiments={tmp_path / 'exp'}"]
+    common = [
+        *IMAGENET_TINY[1:],
+        "protocol.iterations=2",
+        "protocol.eval_every=2",
+        "protocol.checkpoint_every=2",
+        f"data.root={tree}",
+        f"paths.results={tmp_path / 'results'}",
+        f"paths.experiments={tmp_path / 'exp'}",
+    ]
     degradation = run_cli("--multirun", "experiment=degradation_imagenet", *common)
     assert degradation.returncode == 0, degradation.stdout[-3000:] + degradation.stderr[-3000:]
     shortcuts = run_cli("--multirun", "experiment=shortcuts_imagenet", *common)
     assert shortcuts.returncode == 0, shortcuts.stdout[-3000:] + shortcuts.stderr[-3000:]
     runs = records(tmp_path / "results")
-    assert sorted(r["name"] for r in runs) == ["plain-18", "plain-34", "resnet-18-A", "resnet-34-A", "resnet-34-B",
-                                               "resnet-34-C"]  # resnet-34-A is shared by both sweeps
+    assert sorted(r["name"] for r in runs) == [
+        "plain-18",
+        "plain-34",
+        "resnet-18-A",
+        "resnet-34-A",
+        "resnet-34-B",
+        "resnet-34-C",
+    ]  # resnet-34-A is shared by both sweeps
     assert all(r["status"] == "complete" and "val_10crop_error" in r["final"] for r in runs)
-    assert (degradation.stdout + degradation.stderr + shortcuts.stdout + shortcuts.stderr).count("complete record exists") == 1
+    assert (degradation.stdout + degradation.stderr + shortcuts.stdout + shortcuts.stderr).count(
+        "complete record exists"
+    ) == 1
 
     # the report turns these real records into Fig. 4, Table 2 and Table 3
     from resdeg.report.__main__ import main as report_main
@@ -228,22 +281,35 @@ def test_both_imagenet_sweeps_complete_when_shortened(tree, tmp_path):
     assert (tmp_path / "results" / "figures" / "fig4_imagenet_paper.png").is_file()
     by_name = {r["name"]: r["final"] for r in runs}
     table2 = pd.read_csv(tmp_path / "results" / "tables" / "table2_imagenet_paper.csv").set_index("method")
-    assert float(table2.loc["plain-34", "top-1 err % (ours)"]) == pytest.approx(by_name["plain-34"]["val_10crop_error"], abs=0.005)
+    assert float(table2.loc["plain-34", "top-1 err % (ours)"]) == pytest.approx(
+        by_name["plain-34"]["val_10crop_error"], abs=0.005
+    )
     table3 = pd.read_csv(tmp_path / "results" / "tables" / "table3_imagenet_paper.csv").set_index("model")
     assert list(table3.index) == ["plain-34", "ResNet-34 A", "ResNet-34 B", "ResNet-34 C"]
     assert float(table3.loc["ResNet-34 C", "top-5 err % (ours)"]) == pytest.approx(
-        by_name["resnet-34-C"]["val_10crop_top5_error"], abs=0.005)
+        by_name["resnet-34-C"]["val_10crop_top5_error"], abs=0.005
+    )
 
 
+@pytest.mark.slow
 def test_ddp_on_cpu_with_two_processes_keeps_the_global_batch_and_two_jobs_of_a_multirun_complete(tree, tmp_path):
     """Lightning's DDP strategy, two processes on the CPU (gloo), as two jobs of one Hydra
     multirun: one record per job, written once, each process reading half of the global batch
     of 4. The second job starts its own processes and group: the first job's group is torn
     down and Lightning's LOCAL_RANK... variables and the rewritten argv are restored (before,
     the second job died with "Connection closed by peer")."""
-    result = run_cli("--multirun", *IMAGENET_TINY, f"data.root={tree}", "model.depth=18", "model.arch=plain,residual",
-                     "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
-                     f"paths.results={tmp_path / 'results'}", f"paths.experiments={tmp_path / 'exp'}")
+    result = run_cli(
+        "--multirun",
+        *IMAGENET_TINY,
+        f"data.root={tree}",
+        "model.depth=18",
+        "model.arch=plain,residual",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        f"paths.results={tmp_path / 'results'}",
+        f"paths.experiments={tmp_path / 'exp'}",
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     assert output.count("GLOBAL_RANK: 1, MEMBER: 2/2") >= 2  # each job started its second process
@@ -253,6 +319,50 @@ def test_ddp_on_cpu_with_two_processes_keeps_the_global_batch_and_two_jobs_of_a_
         assert record["status"] == "complete" and record["processes"] == 2 and record["batch_per_process"] == 2
         # the validation errors are summed over both processes: 6 images, steps of 1/6
         assert round(record["final"]["val_error"] * 6 / 100, 6) == round(record["final"]["val_error"] * 6 / 100)
+
+
+@pytest.mark.slow
+def test_ddp_training_steps_make_one_collective_every_ten_iterations_and_none_between(tmp_path):
+    """Under DDP (two gloo processes) the processes agree on a signal and on the wall-clock
+    checkpoint every 10 iterations, in one all-reduce (resdeg.training.preemption); a plain
+    step makes no collective of Python's (DDP's own gradient all-reduce is its C++ reducer's).
+    Counted per iteration in both processes by tests/collectives/sitecustomize.py."""
+    import json
+    import os
+
+    from conftest import REPO
+
+    tree = write_imagenet_tree(tmp_path / "imagenet")
+    counts = tmp_path / "collectives"
+    counts.mkdir()
+    result = run_cli(
+        *IMAGENET_TINY,
+        f"data.root={tree}",
+        "model.depth=18",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "protocol.iterations=30",
+        "protocol.log_every=15",
+        "protocol.eval_every=30",
+        "protocol.checkpoint_every=30",
+        "checkpoint_minutes=10",
+        "gradient_signals=false",
+        f"paths.results={tmp_path / 'results'}",
+        f"paths.experiments={tmp_path / 'exp'}",
+        env={
+            "RESDEG_TEST_COLLECTIVES": str(counts),
+            "PYTHONPATH": os.pathsep.join([str(REPO / "tests" / "collectives"), os.environ.get("PYTHONPATH", "")]),
+        },
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    processes = [json.loads(p.read_text()) for p in counts.glob("*.json")]
+    assert len(processes) == 2, processes  # both ranks trained and counted
+    for counted in processes:
+        per_iteration = {int(k): v for k, v in counted["per_iteration"].items()}
+        plain = [k for k in range(1, 30) if k % 10 and k % 15]  # neither an agreement nor a logging step
+        assert {k: per_iteration[k] for k in plain if per_iteration.get(k)} == {}, counted["callers"]
+        assert [per_iteration.get(k) for k in (10, 20)] == [1, 1]  # the agreement: one all-reduce
 
 
 def test_decoding_workers_come_from_the_cores_each_process_may_use():

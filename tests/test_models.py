@@ -110,13 +110,29 @@ def test_multiply_adds_of_resnet20():
 @pytest.mark.parametrize("depth,option", [(18, "A"), (34, "A"), (50, "B"), (101, "B"), (152, "B")])
 def test_imagenet_nets_default_to_the_papers_shortcut_option(depth, option):
     from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
 
     from conftest import REPO
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose(config_name="config", overrides=["data=imagenet", "model=imagenet", f"model.depth={depth}"])
-        chosen = compose(config_name="config", overrides=["data=imagenet", "model=imagenet", f"model.depth={depth}",
-                                                          "model.shortcut=A"])
-    assert OmegaConf.to_container(cfg.model, resolve=True)["shortcut"] == option
-    assert chosen.model.shortcut == "A"  # option A stays a choice
+        chosen = compose(
+            config_name="config",
+            overrides=["data=imagenet", "model=imagenet", f"model.depth={depth}", "model.shortcut=A"],
+        )
+        named = compose(
+            config_name="config",
+            overrides=["data=imagenet", "model=imagenet", f"model.depth={depth}", f"model.shortcut={option}"],
+        )
+    from resdeg.models import ImageNetNet
+    from resdeg.record.identity import run_identity
+
+    assert cfg.model.shortcut == "paper"  # the net chooses: no resolver imports the models
+    assert run_identity(cfg)["name"] == f"resnet-{depth}-{option}"
+    assert run_identity(chosen)["shortcut"] == "A"  # option A stays a choice
+    # the paper's option named or left to the net: one run, one identity
+    assert run_identity(named)["run_id"] == run_identity(cfg)["run_id"]
+    if depth in (18, 50):
+        assert (
+            ImageNetNet(depth=depth).state_dict().keys()
+            == ImageNetNet(depth=depth, shortcut=option).state_dict().keys()
+        )

@@ -2,6 +2,8 @@
 
 import ast
 
+import pytest
+
 from conftest import REPO
 
 PACKAGE = REPO / "src" / "resdeg"
@@ -23,8 +25,10 @@ def import_graph() -> dict[str, set[str]]:
                 targets = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 # `from resdeg import devices` imports a module; `from resdeg import ResdegError` the root
-                targets = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module
-                           for a in node.names]
+                targets = [
+                    f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module
+                    for a in node.names
+                ]
             for target in targets:
                 while target and target not in modules:
                     target = target.rpartition(".")[0]
@@ -40,7 +44,7 @@ def circles(graph: dict[str, set[str]]) -> list[list[str]]:
         state[node] = "open"
         for nxt in sorted(graph[node]):
             if state.get(nxt) == "open":
-                found.append(path[path.index(nxt):] + [nxt])
+                found.append(path[path.index(nxt) :] + [nxt])
             elif nxt not in state:
                 visit(nxt, path + [nxt])
         state[node] = "done"
@@ -51,13 +55,34 @@ def circles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-def test_the_package_has_no_import_circle():
+def test_the_package_has_no_import_circle_and_its_root_imports_nothing():
     graph = import_graph()
-    # The root defines the errors every module imports, and registers the config resolvers on
-    # import (Hydra's parallel workers must have them before a config resolves); that one edge is
-    # the root's own, not part of any module's reading order.
-    graph["resdeg"].discard("resdeg.resolvers")
     assert circles(graph) == []
+    # the root holds the version and the errors every module imports; it registers no resolver
+    assert graph["resdeg"] == {"resdeg.errors"} and graph["resdeg.errors"] == set()
+
+
+def test_composing_a_config_reads_no_output_file_and_imports_no_model(tmp_path):
+    """The config resolvers are arithmetic: a sweep's config (here the parallel launcher's,
+    whose job count reads the gpu-check CSV only when the sweep launches) composes in a process
+    where the models, data and training were never imported, and reads nothing under results/."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from hydra import compose, initialize_config_dir; from omegaconf import OmegaConf;"
+        "from resdeg.conf import CONFIG_DIR; from resdeg.resolvers import register_resolvers; register_resolvers();"
+        "initialize_config_dir(config_dir=str(CONFIG_DIR), version_base='1.3');"
+        "cfg = compose('config', ['hydra/launcher=parallel', 'data=imagenet', 'model=imagenet', 'model.depth=50',"
+        f" 'paths.results={tmp_path / 'nowhere'}'], return_hydra_config=True);"
+        "OmegaConf.resolve(cfg); print(cfg.hydra.launcher.n_jobs, cfg.model.shortcut);"
+        "loaded = ('resdeg.models', 'resdeg.data', 'resdeg.training', 'resdeg.launch');"
+        "print(sorted(m for m in sys.modules if m.startswith(loaded)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines() == ["auto paper", "[]"]
+    assert not (tmp_path / "nowhere").exists()
 
 
 def test_the_walk_sees_imports_inside_functions():
@@ -66,6 +91,7 @@ def test_the_walk_sees_imports_inside_functions():
     assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
 
 
+@pytest.mark.slow
 def test_the_built_wheel_holds_the_configs_and_trains_from_anywhere(tmp_path):
     """`pip install .` (not editable) and `resdeg-train` find the configs inside the package:
     the wheel is built from a copy of the project, installed into a folder of its own, and a
@@ -82,29 +108,69 @@ def test_the_built_wheel_holds_the_configs_and_trains_from_anywhere(tmp_path):
     shutil.copytree(REPO / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, project / name)
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
-                            str(tmp_path / "dist"), str(project)], capture_output=True, text=True)
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path / "dist"),
+            str(project),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert built.returncode == 0, built.stderr[-3000:]
     (wheel,) = (tmp_path / "dist").glob("resdeg-*.whl")
-    shipped = {name.removeprefix("resdeg/") for name in zipfile.ZipFile(wheel).namelist() if name.startswith("resdeg/conf/")}
+    shipped = {
+        name.removeprefix("resdeg/") for name in zipfile.ZipFile(wheel).namelist() if name.startswith("resdeg/conf/")
+    }
     configs = {str(p.relative_to(PACKAGE)) for p in (PACKAGE / "conf").rglob("*.yaml")}
     assert configs and configs <= shipped, configs - shipped
 
-    installed = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",
-                                str(tmp_path / "site"), str(wheel)], capture_output=True, text=True)
+    installed = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)],
+        capture_output=True,
+        text=True,
+    )
     assert installed.returncode == 0, installed.stderr[-3000:]
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
     env.pop("RESDEG_CIFAR_ROOT", None)
-    where = subprocess.run([sys.executable, "-c", "import resdeg; print(resdeg.__file__)"], cwd=elsewhere, env=env,
-                           capture_output=True, text=True)
+    where = subprocess.run(
+        [sys.executable, "-c", "import resdeg; print(resdeg.__file__)"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert where.stdout.startswith(str(tmp_path / "site")), where.stdout + where.stderr  # the wheel's, not the repo's
     data = write_cifar_folder(elsewhere / "data")
-    run = subprocess.run([sys.executable, "-m", "resdeg.train", f"data.root={data}", "model.depth=8",
-                          "protocol=cifar_quick", "protocol.iterations=2", "protocol.batch_size=20",
-                          "protocol.log_every=1", "protocol.eval_every=2", "protocol.schedule.warmup_iterations=1"],
-                         cwd=elsewhere, env=env, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "resdeg.train",
+            f"data.root={data}",
+            "model.depth=8",
+            "protocol=cifar_quick",
+            "protocol.iterations=2",
+            "protocol.batch_size=20",
+            "protocol.log_every=1",
+            "protocol.eval_every=2",
+            "protocol.schedule.warmup_iterations=1",
+        ],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert list((elsewhere / "results" / "runs").glob("*/*/summary.json"))  # results where it was launched
 

@@ -41,17 +41,28 @@ def test_a_budget_study_run_is_the_degradation_sweep_run_of_that_budget():
             return run_identity(compose(config_name="config", overrides=list(overrides)))
 
     study = identity("experiment=budget_cifar", "protocol.iterations=1000", "model.arch=plain", "model.depth=56")
-    sweep = identity("experiment=degradation_cifar", "protocol=cifar_quick", "protocol.iterations=1000",
-                     "model.arch=plain", "model.depth=56")
+    sweep = identity(
+        "experiment=degradation_cifar",
+        "protocol=cifar_quick",
+        "protocol.iterations=1000",
+        "model.arch=plain",
+        "model.depth=56",
+    )
     assert study["run_id"] == sweep["run_id"] and study["group"] == "cifar10-quick-1000"
-    other = identity("experiment=degradation_cifar", "protocol=cifar_quick", "protocol.iterations=2000",
-                     "model.arch=plain", "model.depth=56")
+    other = identity(
+        "experiment=degradation_cifar",
+        "protocol=cifar_quick",
+        "protocol.iterations=2000",
+        "model.arch=plain",
+        "model.depth=56",
+    )
     assert other["protocol_hash"] != sweep["protocol_hash"] and other["protocol_family"] == "quick"
 
 
 def test_the_deep_sweep_draws_with_the_degradation_sweep_on_gpu_and_cpu():
     """experiment=deep_cifar (make sweep-deep): ResNet-110/1202 under the warm-up protocol share
     the degradation sweep's setting (paper), and under the quick family its quick-N setting."""
+
     def identity(*overrides):
         with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
             return run_identity(compose(config_name="config", overrides=list(overrides)))
@@ -62,3 +73,11 @@ def test_the_deep_sweep_draws_with_the_degradation_sweep_on_gpu_and_cpu():
             deep = identity("experiment=deep_cifar", f"protocol={deep_protocol}", f"model.depth={depth}")
             assert deep["name"] == f"resnet-{depth}-A" and deep["protocol_hash"] == sweep["protocol_hash"]
             assert deep["protocol_family"] == sweep["protocol_family"]
+
+
+def test_the_evaluation_batch_divides_the_cifar_test_set_and_its_validation_split():
+    """No short last batch: under torch.compile it would cost a recompile and a CUDA graph of its own."""
+    from test_train import compose_config
+
+    batch = compose_config().data.eval_batch_size
+    assert 10_000 % batch == 0 and 5_000 % batch == 0

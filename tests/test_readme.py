@@ -40,6 +40,7 @@ def test_a_readme_command_is_valid_as_written(command):
         module = words[2]
         check = ["--cfg", "job"] if module == "resdeg.train" else ["--help"]
         args = [w for w in words[3:] if w not in ("--cfg", "job")] if module == "resdeg.train" else []
-        result = subprocess.run([sys.executable, "-m", module, *args, *check], cwd=REPO, capture_output=True,
-                                text=True, timeout=300)
+        result = subprocess.run(
+            [sys.executable, "-m", module, *args, *check], cwd=REPO, capture_output=True, text=True, timeout=300
+        )
     assert result.returncode == 0, f"{command}\n{result.stdout[-1500:]}\n{result.stderr[-1500:]}"

@@ -4,8 +4,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from resdeg import ResdegError
 from conftest import REPO
+from resdeg import ResdegError
 from resdeg.record import SCHEMA_VERSION, parse_summary, read_summary, write_atomic
 from resdeg.training.recorder import RunRecorder
 
@@ -61,35 +61,66 @@ def compose_identity(*overrides: str) -> dict:
 IMAGENET = ("data=imagenet", "model=imagenet", "protocol=imagenet_paper")
 
 
-@pytest.mark.parametrize("change", ["data.scale=[256,256]", "data.crop=192", "data.lighting_std=0.2",
-                                    "data.mean_images=100", "data.colour_augment=false", "data.eval_resize=288"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        "data.scale=[256,256]",
+        "data.crop=192",
+        "data.lighting_std=0.2",
+        "data.mean_images=100",
+        "data.colour_augment=false",
+        "data.eval_resize=288",
+    ],
+)
 def test_imagenet_runs_that_differ_in_preprocessing_never_share_a_run_id(change):
     assert compose_identity(*IMAGENET, change)["run_id"] != compose_identity(*IMAGENET)["run_id"]
 
 
-@pytest.mark.parametrize("change", ["data.root=/elsewhere", "data.loader=torchvision", "data.num_workers=7",
-                                    "data.eval_batch_size=1000", "data.on_device=false", "logger=wandb",
-                                    "paths.results=/tmp/r", "launch.runs_per_gpu=4", "layer_responses=false"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        "data.root=/elsewhere",
+        "data.loader=torchvision",
+        "data.num_workers=7",
+        "data.eval_batch_size=1000",
+        "data.on_device=false",
+        "logger=wandb",
+        "paths.results=/tmp/r",
+        "launch.runs_per_gpu=4",
+        "layer_responses=false",
+    ],
+)
 def test_where_and_how_a_run_is_loaded_or_logged_is_not_its_identity(change):
     assert compose_identity(change)["run_id"] == compose_identity()["run_id"]
 
 
-@pytest.mark.parametrize("record", sorted((REPO / "results" / "runs").glob("cifar10-quick-*/*/summary.json")),
-                         ids=lambda p: p.parent.name)
+@pytest.mark.parametrize(
+    "record", sorted((REPO / "results" / "runs").glob("cifar10-quick-*/*/summary.json")), ids=lambda p: p.parent.name
+)
 def test_committed_records_keep_their_run_ids(record):
     """The identity written as a deny-list gives every committed record the id it was trained
     under, so a sweep skips them instead of training them again."""
     summary = json.loads(record.read_text())
-    identity = compose_identity("experiment=budget_cifar", f"protocol.iterations={summary['iterations']}",
-                                f"model.arch={summary['arch']}", f"model.depth={summary['depth']}",
-                                f"seed={summary['seed']}")
+    identity = compose_identity(
+        "experiment=budget_cifar",
+        f"protocol.iterations={summary['iterations']}",
+        f"model.arch={summary['arch']}",
+        f"model.depth={summary['depth']}",
+        f"seed={summary['seed']}",
+    )
     assert identity["run_id"] == summary["run_id"]
 
 
 def test_a_plain_net_records_no_shortcut_and_a_record_of_another_schema_is_named_not_read():
     assert compose_identity("model.arch=plain")["shortcut"] is None
     assert compose_identity("model.arch=residual", "model.shortcut=B")["shortcut"] == "B"
-    record = {"schema": SCHEMA_VERSION, "run_id": "plain-20_seed0_x", "status": "complete", "arch": "plain", "shortcut": None}
+    record = {
+        "schema": SCHEMA_VERSION,
+        "run_id": "plain-20_seed0_x",
+        "status": "complete",
+        "arch": "plain",
+        "shortcut": None,
+    }
     assert parse_summary(json.dumps(record)) == record
     with pytest.raises(ValueError, match="update resdeg"):
         parse_summary(json.dumps({**record, "schema": SCHEMA_VERSION + 1}))
@@ -122,8 +153,12 @@ def test_resnet110s_warm_up_protocol_is_drawn_with_the_paper_protocol():
     deep = compose_identity("protocol=cifar_paper_warmup", "model.depth=110")
     assert deep["protocol_hash"] == plain["protocol_hash"] and deep["protocol_family"] == "paper"
     assert deep["group"] == "cifar10-paper_warmup"  # still its own protocol, folder and config hash
-    assert compose_identity("protocol=cifar_paper_warmup", "model.depth=110", "protocol.schedule.base_lr=0.2")[
-        "protocol_hash"] != plain["protocol_hash"]
+    assert (
+        compose_identity("protocol=cifar_paper_warmup", "model.depth=110", "protocol.schedule.base_lr=0.2")[
+            "protocol_hash"
+        ]
+        != plain["protocol_hash"]
+    )
 
 
 def _interrupted_record(tmp_path, iteration: int, history_rows):
@@ -187,7 +222,9 @@ def test_a_checkpoint_of_another_run_or_net_is_refused_before_training(tmp_path)
     torch.save({"global_step": 4, "state_dict": ours, "resdeg": {"run_id": "resnet-8-A_seed0_x"}}, path)
     check_checkpoint_is_this_run(path, "resnet-8-A_seed0_x", ours)  # its own: taken
     # its own, but written on a GPU: continuing on the CPU would splice two runs (another random stream)
-    torch.save({"global_step": 4, "state_dict": ours, "resdeg": {"run_id": "resnet-8-A_seed0_x", "device": "cuda"}}, path)
+    torch.save(
+        {"global_step": 4, "state_dict": ours, "resdeg": {"run_id": "resnet-8-A_seed0_x", "device": "cuda"}}, path
+    )
     with pytest.raises(ResdegError, match=r"written on cuda, and this run would go on on cpu: .*force=true"):
         check_checkpoint_is_this_run(path, "resnet-8-A_seed0_x", ours, device="cpu")
     check_checkpoint_is_this_run(path, "resnet-8-A_seed0_x", ours, device="cuda")
@@ -254,8 +291,12 @@ def test_every_summary_key_is_declared_once_and_documented():
 
     readme = (REPO / "results" / "README.md").read_text()
     table = readme.split("## `summary.json`")[1].split("\n## ")[0]
-    documented = {key for row in table.splitlines() if row.startswith("| `")
-                  for key in re.findall(r"`([a-z_0-9]+)`", row.split(" | ")[0])}
+    documented = {
+        key
+        for row in table.splitlines()
+        if row.startswith("| `")
+        for key in re.findall(r"`([a-z_0-9]+)`", row.split(" | ")[0])
+    }
     assert documented == set(SUMMARY_KEYS)
     for path in sorted((REPO / "results" / "runs").glob("*/*/summary.json")):
         assert set(json.loads(path.read_text())) <= set(SUMMARY_KEYS), path
@@ -281,8 +322,9 @@ def test_a_process_srun_started_takes_the_decision_file_not_a_decision_left_in_i
         monkeypatch.setenv(key, value)
     monkeypatch.setenv(DECISION_ENV, f"resume:{tmp_path / 'another_run' / 'last.ckpt'}")
     folders.decisions.mkdir()
-    (folders.decisions / "slurm-7-0-0.json").write_text(json.dumps({"action": "resume",
-                                                                    "checkpoint": str(folders.checkpoints / "last.ckpt")}))
+    (folders.decisions / "slurm-7-0-0.json").write_text(
+        json.dumps({"action": "resume", "checkpoint": str(folders.checkpoints / "last.ckpt")})
+    )
     decision = decide(folders, "resnet-8-A", force=False, rank=1, timeout_s=5)
     assert decision.action == "resume" and decision.checkpoint == folders.checkpoints / "last.ckpt"
     assert decision.iteration == 7

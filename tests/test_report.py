@@ -15,13 +15,33 @@ from resdeg.report.verdict import degradation_verdict
 from resdeg.training.recorder import RunRecorder
 
 
-def write_run(results, arch, depth, final_train, final_test, seed=0, protocol="quick", status="complete", iterations=500,
-              setting="s1", family=None):
+def write_run(
+    results,
+    arch,
+    depth,
+    final_train,
+    final_test,
+    seed=0,
+    protocol="quick",
+    status="complete",
+    iterations=500,
+    setting="s1",
+    family=None,
+):
     name = f"plain-{depth}" if arch == "plain" else f"resnet-{depth}-A"
-    identity = {"run_id": f"{name}_seed{seed}_{setting}", "name": name, "group": f"cifar10-{protocol}",
-                "dataset": "cifar10", "arch": arch, "depth": depth, "shortcut": None if arch == "plain" else "A",
-                "protocol": protocol,
-                "protocol_family": family or protocol, "seed": seed, "protocol_hash": setting}
+    identity = {
+        "run_id": f"{name}_seed{seed}_{setting}",
+        "name": name,
+        "group": f"cifar10-{protocol}",
+        "dataset": "cifar10",
+        "arch": arch,
+        "depth": depth,
+        "shortcut": None if arch == "plain" else "A",
+        "protocol": protocol,
+        "protocol_family": family or protocol,
+        "seed": seed,
+        "protocol_hash": setting,
+    }
     rec = RunRecorder(results / "runs" / identity["group"] / identity["run_id"], identity, "seed: 0\n")
     rec.start(parameters=1000 * depth, iterations=iterations)
     steps = np.arange(50, iterations + 1, 50)
@@ -38,7 +58,10 @@ def write_run(results, arch, depth, final_train, final_test, seed=0, protocol="q
 
 @pytest.fixture
 def degraded(tmp_path):
-    for arch, finals in {"plain": {20: 57, 32: 62, 44: 70, 56: 78}, "residual": {20: 45, 32: 43, 44: 42, 56: 41}}.items():
+    for arch, finals in {
+        "plain": {20: 57, 32: 62, 44: 70, 56: 78},
+        "residual": {20: 45, 32: 43, 44: 42, 56: 41},
+    }.items():
         for depth, train_error in finals.items():
             write_run(tmp_path, arch, depth, train_error, train_error - 2)
     return tmp_path
@@ -60,7 +83,9 @@ def test_table6_numbers_come_from_the_records(degraded):
     # every depth of the paper's Table 6 is a row; one not trained yet says so, with the paper's parameters
     assert table.index.tolist() == ["ResNet-20", "ResNet-32", "ResNet-44", "ResNet-56", "ResNet-110", "ResNet-1202"]
     assert table.loc["ResNet-1202", "runs"] == 0 and table.loc["ResNet-1202", "# params (M)"] == 19.4
-    assert pd.isna(table.loc["ResNet-1202", "test error % (ours)"]) and pd.isna(table.loc["ResNet-1202", "difference (pts)"])
+    assert pd.isna(table.loc["ResNet-1202", "test error % (ours)"]) and pd.isna(
+        table.loc["ResNet-1202", "difference (pts)"]
+    )
 
 
 def test_table6_of_a_short_protocol_gives_no_difference_to_the_paper(degraded):
@@ -103,9 +128,11 @@ def test_verdict_with_seeds_weighs_each_gap_against_their_spread(tmp_path):
     assert "plain-20: 58.0% (seeds 57.0-59.0, n=2)" in text
     # a deeper ResNet above a shallower one by less than the seed spread is "not worse", not "better"
     assert "Degradation reproduced, both halves" not in text
-    assert ("the residual half only in the weak sense: no deeper ResNet is worse beyond the seed spread, but the "
-            "deepest is not better beyond it (+0.8 points against the shallowest, within the spread across seeds "
-            "(2.0 points))") in text
+    assert (
+        "the residual half only in the weak sense: no deeper ResNet is worse beyond the seed spread, but the "
+        "deepest is not better beyond it (+0.8 points against the shallowest, within the spread across seeds "
+        "(2.0 points))"
+    ) in text
     assert "seed noise of those comparisons is unknown" not in text
 
 
@@ -117,9 +144,11 @@ def test_both_halves_only_when_the_deeper_resnet_is_better_beyond_the_spread(tmp
         write_run(tmp_path, "residual", 20, 45 + shift, 44, seed=seed)
         write_run(tmp_path, "residual", 56, 41 + shift / 2, 40, seed=seed)
     text = degradation_verdict(load_results(tmp_path), "quick")
-    assert ("Degradation reproduced, both halves: the deeper plain net has higher training error (+21.0 points), and "
-            "the deeper ResNet trains better, 4.2 points below the shallowest, beyond the spread across seeds "
-            "(1.0 points).") in text
+    assert (
+        "Degradation reproduced, both halves: the deeper plain net has higher training error (+21.0 points), and "
+        "the deeper ResNet trains better, 4.2 points below the shallowest, beyond the spread across seeds "
+        "(1.0 points)."
+    ) in text
     assert "weak sense" not in text
 
 
@@ -142,7 +171,11 @@ def test_verdict_compares_matched_depths_and_reports_deeper_resnets_beside_it(de
     assert "ResNet-110: 52.0%, 11.0 points above ResNet-56; one seed per net" in text
     write_run(degraded, "plain", 110, 85, 84)  # with a plain-110 it is a matched depth, inside the verdict
     text = degradation_verdict(load_results(degraded), "quick")
-    assert "do not remove it" in text and "ResNet-110 +11.0 vs ResNet-56" in text and "deeper than the plain nets" not in text
+    assert (
+        "do not remove it" in text
+        and "ResNet-110 +11.0 vs ResNet-56" in text
+        and "deeper than the plain nets" not in text
+    )
 
 
 def test_a_debug_run_and_a_killed_run_leave_the_sweep_report_unchanged(degraded, capsys):
@@ -159,7 +192,10 @@ def test_a_debug_run_and_a_killed_run_leave_the_sweep_report_unchanged(degraded,
     # the killed run is named, never silently dropped
     assert "left out, not complete: plain-56_seed3" in capsys.readouterr().err
     # the debug run gets a set of its own, named by its setting
-    assert "fewer than two depths complete (20)" in (degraded / "tables" / "degradation_verdict_quick_debug.md").read_text()
+    assert (
+        "fewer than two depths complete (20)"
+        in (degraded / "tables" / "degradation_verdict_quick_debug.md").read_text()
+    )
     assert (degraded / "figures" / "fig6_cifar10_quick_debug.png").is_file()
 
 
@@ -170,7 +206,9 @@ def test_fig7_draws_recorded_layer_responses_and_names_the_nets_without(degraded
         folder = next(degraded.glob(f"runs/*/{name}"))
         rec = RunRecorder(folder, {}, "")
         layers = 19 if "-20" in name else 55
-        rec.write_layer_responses([{"layer": k, "name": f"l{k}", "std": scale * (1 + k % 3)} for k in range(1, layers + 1)])
+        rec.write_layer_responses(
+            [{"layer": k, "name": f"l{k}", "std": scale * (1 + k % 3)} for k in range(1, layers + 1)]
+        )
     results = load_results(degraded)
     assert len(results.responses) == 19 + 19 + 55
     fig = fig7(results, "quick")
@@ -186,7 +224,14 @@ def test_fig7_draws_recorded_layer_responses_and_names_the_nets_without(degraded
 
 
 def test_budget_study_table_and_figure(tmp_path):
-    from resdeg.report.budget import budget_figure, budget_finding, budget_runs, budget_table, resnet_crossover, seed_gaps
+    from resdeg.report.budget import (
+        budget_figure,
+        budget_finding,
+        budget_runs,
+        budget_table,
+        resnet_crossover,
+        seed_gaps,
+    )
 
     # plain gap 20 at every budget; ResNet gap +3 at 500, -1 and -2 (two seeds) at 1000
     for budget, resnet56 in ((500, [48.0]), (1000, [44.0, 43.0])):
@@ -196,8 +241,19 @@ def test_budget_study_table_and_figure(tmp_path):
             write_run(tmp_path, "plain", 56, 70, 70, **kw)
             write_run(tmp_path, "residual", 20, 45, 45, **kw)
             write_run(tmp_path, "residual", 56, r56, r56, **kw)
-    write_run(tmp_path, "residual", 56, 10, 10, protocol="quick-1000", family="quick", iterations=1000, seed=5,
-              setting="b1000", status="running")  # not complete: left out
+    write_run(
+        tmp_path,
+        "residual",
+        56,
+        10,
+        10,
+        protocol="quick-1000",
+        family="quick",
+        iterations=1000,
+        seed=5,
+        setting="b1000",
+        status="running",
+    )  # not complete: left out
     table = budget_table(load_results(tmp_path)).set_index("iterations")
     assert table.loc[500, "plain gap (pts)"] == 20 and table.loc[500, "ResNet gap (pts)"] == 3
     assert table.loc[500, "both halves"] == "no" and pd.isna(table.loc[500, "ResNet gap range"])  # one seed
@@ -205,20 +261,32 @@ def test_budget_study_table_and_figure(tmp_path):
     assert table.loc[1000, "ResNet gap range"] == "-2.0 to -1.0" and table.loc[1000, "both halves"] == "yes"
     # 1000: ResNet-56 1.5 below ResNet-20, beyond the spread of 1.0 (ResNet-56's seeds 44 and 43); 500: above
     assert table["residual half"].tolist() == ["worse", "better"]
-    assert budget_finding(table.reset_index()) == ("ResNet-56 first trains better than ResNet-20 beyond the seed spread "
-                                                   "at 1000 iterations (ResNet gap -1.50 points, 2 seeds).")
+    assert budget_finding(table.reset_index()) == (
+        "ResNet-56 first trains better than ResNet-20 beyond the seed spread "
+        "at 1000 iterations (ResNet gap -1.50 points, 2 seeds)."
+    )
     # the mean ResNet gap goes from +3 at 500 to -1.5 at 1000: zero at 500 * 2^(3/4.5) on the log axis
-    assert resnet_crossover(seed_gaps(budget_runs(load_results(tmp_path), "quick"))) == pytest.approx(500 * 2 ** (3 / 4.5))
+    assert resnet_crossover(seed_gaps(budget_runs(load_results(tmp_path), "quick"))) == pytest.approx(
+        500 * 2 ** (3 / 4.5)
+    )
     fig = budget_figure(load_results(tmp_path))
     gap_axis = fig.axes[0]
     assert any(line.get_label().startswith("ResNet gap crosses 0 (~794 iterations)") for line in gap_axis.lines)
-    plain_line, resnet_line = [line for line in gap_axis.lines if line.get_label().startswith(("plain", "ResNet"))
-                                and "crosses" not in line.get_label()]
+    plain_line, resnet_line = [
+        line
+        for line in gap_axis.lines
+        if line.get_label().startswith(("plain", "ResNet")) and "crosses" not in line.get_label()
+    ]
     assert list(plain_line.get_xdata()) == [500, 1000] and list(resnet_line.get_ydata()) == [3.0, -1.5]
     assert report_main(["all", "--results", str(tmp_path)]) == 0
     assert (tmp_path / "figures" / "budget_cifar10_quick.png").is_file()
     assert "| 1000 |" in (tmp_path / "tables" / "budget_cifar10_quick.md").read_text().replace("  ", "")
-    assert (tmp_path / "tables" / "budget_cifar10_quick.md").read_text().rstrip().endswith("(ResNet gap -1.50 points, 2 seeds).")
+    assert (
+        (tmp_path / "tables" / "budget_cifar10_quick.md")
+        .read_text()
+        .rstrip()
+        .endswith("(ResNet gap -1.50 points, 2 seeds).")
+    )
 
 
 def test_budget_finding_says_when_no_budget_shows_the_deeper_resnet_better(tmp_path):
@@ -233,8 +301,10 @@ def test_budget_finding_says_when_no_budget_shows_the_deeper_resnet_better(tmp_p
             write_run(tmp_path, "residual", 56, r56, r56, **kw)
     table = budget_table(load_results(tmp_path))
     assert table["residual half"].tolist() == ["worse", "not worse"]  # +2.5 beyond the spread 1; -0.25 within 1.5
-    assert budget_finding(table) == ("No budget trained shows ResNet-56 better than ResNet-20 beyond the seed spread "
-                                     "(the largest, 1000 iterations: ResNet gap -0.25 points, residual half 'not worse').")
+    assert budget_finding(table) == (
+        "No budget trained shows ResNet-56 better than ResNet-20 beyond the seed spread "
+        "(the largest, 1000 iterations: ResNet gap -0.25 points, residual half 'not worse')."
+    )
 
 
 def test_verdict_with_degradation(degraded):
@@ -254,6 +324,7 @@ def test_verdict_without_degradation(tmp_path):
     assert "Missing from the sweep: plain-32, plain-44, ResNet-32, ResNet-44" in text
 
 
+@pytest.mark.slow
 def test_cli_draws_each_protocol_separately_and_skips_a_torn_record(degraded, capsys):
     write_run(degraded, "plain", 20, 10, 9, protocol="paper", iterations=64000)
     torn = degraded / "runs" / "cifar10-quick" / "plain-44_seed0_s1" / "summary.json"
@@ -262,7 +333,12 @@ def test_cli_draws_each_protocol_separately_and_skips_a_torn_record(degraded, ca
     err = capsys.readouterr().err
     assert "plain-44_seed0_s1: skipped, the record cannot be read" in err
     figures = {p.name for p in (degraded / "figures").iterdir()}
-    assert {"fig6_cifar10_quick.png", "fig6_cifar10_quick.pdf", "fig1_cifar10_paper.png", "fig6_cifar10_paper.pdf"} <= figures
+    assert {
+        "fig6_cifar10_quick.png",
+        "fig6_cifar10_quick.pdf",
+        "fig1_cifar10_paper.png",
+        "fig6_cifar10_paper.pdf",
+    } <= figures
     assert "plain-44" in (degraded / "tables" / "degradation_verdict_quick.md").read_text()  # named as missing
     csv = pd.read_csv(degraded / "tables" / "table6_cifar10_quick.csv")
     assert csv["method"].tolist() == ["ResNet-20", "ResNet-32", "ResNet-44", "ResNet-56", "ResNet-110", "ResNet-1202"]
@@ -293,17 +369,22 @@ def test_fig6_as_the_paper_draws_it_three_panels_with_resnet110_and_1202(tmp_pat
 
     for arch in ("plain", "residual"):
         for depth in (20, 32, 44, 56):
-            write_run(tmp_path, arch, depth, 10 if arch == "residual" else 5 + depth / 4, 9, protocol="paper",
-                      iterations=2000)
+            write_run(
+                tmp_path, arch, depth, 10 if arch == "residual" else 5 + depth / 4, 9, protocol="paper", iterations=2000
+            )
     for seed in (0, 1):
-        write_run(tmp_path, "residual", 110, 4, 8 + seed, seed=seed, protocol="paper_warmup", family="paper",
-                  iterations=2000)
+        write_run(
+            tmp_path, "residual", 110, 4, 8 + seed, seed=seed, protocol="paper_warmup", family="paper", iterations=2000
+        )
     write_run(tmp_path, "residual", 1202, 3, 9, protocol="paper", iterations=2000)
     sets = report_sets(load_results(tmp_path), "cifar10")
     assert [(s.label, len(s.results.runs)) for s in sets] == [("paper", 11)]  # one figure, one protocol family
     fig = fig6(sets[0].results, "paper")
-    assert [ax.get_title() for ax in fig.axes] == ["plain nets on CIFAR-10", "ResNets on CIFAR-10",
-                                                   "ResNet-110 vs ResNet-1202 on CIFAR-10"]
+    assert [ax.get_title() for ax in fig.axes] == [
+        "plain nets on CIFAR-10",
+        "ResNets on CIFAR-10",
+        "ResNet-110 vs ResNet-1202 on CIFAR-10",
+    ]
     assert [len(ax.lines) for ax in fig.axes] == [8, 10, 4]  # (training, test) per depth
     assert [t.get_text() for t in fig.axes[2].get_legend().get_texts()] == ["ResNet-110", "ResNet-1202"]
     assert not fig.axes[2].texts
@@ -314,7 +395,9 @@ def test_fig6_as_the_paper_draws_it_three_panels_with_resnet110_and_1202(tmp_pat
     assert [t.get_text() for t in fig.axes[2].texts] == ["no complete run in this set: ResNet-1202"]
     plt.close(fig)
     table = table6(sets[0].results, "paper").set_index("method")
-    assert table.loc["ResNet-110", "test error % (ours)"] == "8.00 (8.50±0.71)" and table.loc["ResNet-1202", "runs"] == 1
+    assert (
+        table.loc["ResNet-110", "test error % (ours)"] == "8.00 (8.50±0.71)" and table.loc["ResNet-1202", "runs"] == 1
+    )
 
 
 def test_notebook_runs_on_a_results_tree_and_is_written_back_with_its_outputs(degraded, tmp_path):
@@ -342,9 +425,19 @@ def test_notebook_runs_on_a_results_tree_and_is_written_back_with_its_outputs(de
 # -- ImageNet: Fig. 4, Tables 2 and 3 ------------------------------------------------------------
 def write_imagenet_run(results, arch, depth, shortcut, top1, top5, train_final, seed=0, protocol="paper"):
     name = f"plain-{depth}" if arch == "plain" else f"resnet-{depth}-{shortcut}"
-    identity = {"run_id": f"{name}_seed{seed}_test", "name": name, "group": f"imagenet-{protocol}", "dataset": "imagenet",
-                "arch": arch, "depth": depth, "shortcut": shortcut, "protocol": protocol, "protocol_family": protocol,
-                "protocol_hash": "s1", "seed": seed}
+    identity = {
+        "run_id": f"{name}_seed{seed}_test",
+        "name": name,
+        "group": f"imagenet-{protocol}",
+        "dataset": "imagenet",
+        "arch": arch,
+        "depth": depth,
+        "shortcut": shortcut,
+        "protocol": protocol,
+        "protocol_family": protocol,
+        "protocol_hash": "s1",
+        "seed": seed,
+    }
     rec = RunRecorder(results / "runs" / identity["group"] / identity["run_id"], identity, "seed: 0\n")
     rec.start(parameters=1000 * depth, iterations=600000)
     for it in range(10000, 600001, 10000):
@@ -377,7 +470,9 @@ def test_table2_and_table3_numbers_come_from_the_records(imagenet):
     assert t2.loc["ResNet-34", "difference (pts)"] == pytest.approx(25.30 - 25.03)
     t3 = table3(results).set_index("model")
     assert list(t3.index) == ["plain-34", "ResNet-34 A", "ResNet-34 B"]  # no option C run: no row
-    assert t3.loc["ResNet-34 B", "top-5 err % (ours)"] == "7.50" and t3.loc["ResNet-34 B", "top-5 err % (paper)"] == 7.46
+    assert (
+        t3.loc["ResNet-34 B", "top-5 err % (ours)"] == "7.50" and t3.loc["ResNet-34 B", "top-5 err % (paper)"] == 7.46
+    )
     assert t3.loc["ResNet-34 B", "top-1 difference (pts)"] == pytest.approx(24.6 - 24.52)
 
 
@@ -412,11 +507,21 @@ def test_report_on_real_short_runs(cifar_root, tmp_path):
 
     from conftest import run_cli
 
-    result = run_cli("--multirun", "model.arch=plain,residual", "model.depth=8", "protocol=cifar_quick",
-                     "protocol.batch_size=32", "protocol.iterations=8", "protocol.log_every=2", "protocol.eval_every=4",
-                     "protocol.schedule.warmup_iterations=2", "data.eval_batch_size=1000",
-                     f"paths.results={tmp_path / 'results'}", f"paths.experiments={tmp_path / 'exp'}",
-                     env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    result = run_cli(
+        "--multirun",
+        "model.arch=plain,residual",
+        "model.depth=8",
+        "protocol=cifar_quick",
+        "protocol.batch_size=32",
+        "protocol.iterations=8",
+        "protocol.log_every=2",
+        "protocol.eval_every=4",
+        "protocol.schedule.warmup_iterations=2",
+        "data.eval_batch_size=1000",
+        f"paths.results={tmp_path / 'results'}",
+        f"paths.experiments={tmp_path / 'exp'}",
+        env={"RESDEG_CIFAR_ROOT": str(cifar_root)},
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert report_main(["all", "--results", str(tmp_path / "results")]) == 0
     resnet = json.loads(next((tmp_path / "results").rglob("resnet-8-A_*/summary.json")).read_text())
@@ -455,7 +560,9 @@ def test_the_report_logs_its_figures_and_tables_to_one_wandb_run(degraded, monke
     assert run.name == "report" and run.job_type == "report"
     logged = {key: value for row in run.history for key, value in row.items()}  # W&B nests a media value's fields
     assert logged["figures/fig6_cifar10_quick/_type"] == logged["figures/fig1_cifar10_quick/_type"] == "image-file"
-    assert logged["tables/table6_cifar10_quick/_type"] == "table-file" and logged["tables/table6_cifar10_quick/nrows"] == 6
+    assert (
+        logged["tables/table6_cifar10_quick/_type"] == "table-file" and logged["tables/table6_cifar10_quick/nrows"] == 6
+    )
 
 
 def test_a_run_killed_before_its_first_row_leaves_the_seed_bands_drawn(tmp_path):
@@ -465,8 +572,18 @@ def test_a_run_killed_before_its_first_row_leaves_the_seed_bands_drawn(tmp_path)
         for arch in ("plain", "residual"):
             for depth in (20, 56):
                 write_run(tmp_path, arch, depth, 40 + depth / 4 + seed, 40, seed=seed)
-    killed = {"run_id": "plain-20_seed2_s1", "name": "plain-20", "group": "cifar10-quick", "dataset": "cifar10",
-              "arch": "plain", "depth": 20, "shortcut": None, "protocol": "quick", "seed": 2, "protocol_hash": "s1"}
+    killed = {
+        "run_id": "plain-20_seed2_s1",
+        "name": "plain-20",
+        "group": "cifar10-quick",
+        "dataset": "cifar10",
+        "arch": "plain",
+        "depth": 20,
+        "shortcut": None,
+        "protocol": "quick",
+        "seed": 2,
+        "protocol_hash": "s1",
+    }
     rec = RunRecorder(tmp_path / "runs" / "cifar10-quick" / killed["run_id"], killed, "seed: 2\n")
     rec.start(iterations=500)  # killed before it logged a row: history.csv holds its header only
     rec.finish("interrupted", interrupted_at=0)
@@ -493,8 +610,12 @@ def _latex_problems(tex: str) -> list[str]:
         if isinstance(node, LatexCharsNode) and "#" in node.chars.replace("\\#", ""):
             problems.append(f"unescaped # in {node.chars!r}")
         stack += [n for n in (getattr(node, "nodelist", None) or []) if n is not None]
-        stack += [n for arg in (getattr(getattr(node, "nodeargd", None), "argnlist", None) or []) if arg is not None
-                  for n in ([arg] if not hasattr(arg, "nodelist") else [arg])]
+        stack += [
+            n
+            for arg in (getattr(getattr(node, "nodeargd", None), "argnlist", None) or [])
+            if arg is not None
+            for n in ([arg] if not hasattr(arg, "nodelist") else [arg])
+        ]
     return problems
 
 
@@ -516,9 +637,19 @@ def _write_signals(results, name: str, first_to_last: float, std: float = 1.0, i
     layers = 19 if "-20" in name else 55
     for it in iterations:
         ratio = first_to_last.get(it, 1.0) if isinstance(first_to_last, dict) else first_to_last
-        rec.write_signals(it, [{"layer": k, "name": f"l{k}", "forward_std": std, "weight_grad_norm": 0.1,
-                                "output_grad_norm": ratio ** ((layers - k) / (layers - 1))}
-                               for k in range(1, layers + 1)])
+        rec.write_signals(
+            it,
+            [
+                {
+                    "layer": k,
+                    "name": f"l{k}",
+                    "forward_std": std,
+                    "weight_grad_norm": 0.1,
+                    "output_grad_norm": ratio ** ((layers - k) / (layers - 1)),
+                }
+                for k in range(1, layers + 1)
+            ],
+        )
 
 
 def test_signals_figure_and_verdict_line_agree_with_the_paper_when_nothing_vanishes(degraded):
@@ -548,7 +679,9 @@ def test_signals_figure_and_verdict_line_agree_with_the_paper_when_nothing_vanis
     assert (degraded / "figures" / "signals_cifar10_quick.png").is_file()
     assert "Signals (Section 4.1" in (degraded / "tables" / "degradation_verdict_quick.md").read_text()
     report = (degraded / "REPORT.md").read_text()  # every number in one page, from the records
-    assert "## Verdicts" in report and "Signals (Section 4.1" in report and "figures/signals_cifar10_quick.png" in report
+    assert (
+        "## Verdicts" in report and "Signals (Section 4.1" in report and "figures/signals_cifar10_quick.png" in report
+    )
     assert "No record has a measured training speed yet" in report  # records written without a pace
     import re
 
@@ -576,8 +709,10 @@ def test_the_signals_verdict_names_gradients_that_explode_towards_the_input(degr
     _write_signals(degraded, "plain-56_seed0_s1", {0: 2e4, 50: 2.0, 100: 2.0, 250: 2.0, 500: 2.0})
     text = degradation_verdict(load_results(degraded), "quick")
     assert "no net's gradients vanish" in text
-    assert ("The gradients do grow more than 100-fold from the last 3x3 layer to the first in plain-56 (up to 2e+04, "
-            "at iteration 0): exploding rather than vanishing") in text
+    assert (
+        "The gradients do grow more than 100-fold from the last 3x3 layer to the first in plain-56 (up to 2e+04, "
+        "at iteration 0): exploding rather than vanishing"
+    ) in text
 
 
 def test_records_without_signals_give_no_signals_line_or_figure(degraded):
@@ -586,16 +721,36 @@ def test_records_without_signals_give_no_signals_line_or_figure(degraded):
     assert not list(degraded.glob("figures/signals_*"))
 
 
-@pytest.mark.parametrize("summary,says", [
-    ({"schema": 2, "run_id": "x", "status": "complete"},
-     "cannot be drawn: it has no name, dataset, arch, depth, protocol, protocol_family, protocol_hash, seed"),
-    ({"schema": 2, "run_id": "plain-20_seed0_s1", "name": "plain-20", "dataset": "cifar10", "arch": "plain", "depth": "20",
-      "protocol": "quick", "protocol_family": "quick", "protocol_hash": "s1", "seed": 0, "status": "complete",
-      "final": {"train_error": "57"}},
-     "cannot be drawn: depth='20', final.train_error='57' are not numbers"),
-    ({"run_id": "x", "status": "complete"},  # no schema version
-     "cannot be read (ValueError: its schema version is None, this resdeg reads version 2: train it again)"),
-])
+@pytest.mark.parametrize(
+    "summary,says",
+    [
+        (
+            {"schema": 2, "run_id": "x", "status": "complete"},
+            "cannot be drawn: it has no name, dataset, arch, depth, protocol, protocol_family, protocol_hash, seed",
+        ),
+        (
+            {
+                "schema": 2,
+                "run_id": "plain-20_seed0_s1",
+                "name": "plain-20",
+                "dataset": "cifar10",
+                "arch": "plain",
+                "depth": "20",
+                "protocol": "quick",
+                "protocol_family": "quick",
+                "protocol_hash": "s1",
+                "seed": 0,
+                "status": "complete",
+                "final": {"train_error": "57"},
+            },
+            "cannot be drawn: depth='20', final.train_error='57' are not numbers",
+        ),
+        (
+            {"run_id": "x", "status": "complete"},  # no schema version
+            "cannot be read (ValueError: its schema version is None, this resdeg reads version 2: train it again)",
+        ),
+    ],
+)
 def test_a_malformed_record_is_named_and_skipped_never_raised_on(degraded, summary, says):
     import json
 
@@ -611,10 +766,17 @@ def test_a_malformed_record_is_named_and_skipped_never_raised_on(degraded, summa
 def _compile_in_article(pdflatex: str, table: Path, folder: Path) -> str:
     """The table \\input into a plain article with booktabs and tabularx; pdflatex's log."""
     document = folder / f"{table.stem}_doc.tex"
-    document.write_text("\\documentclass{article}\n\\usepackage{booktabs,tabularx,array}\n\\begin{document}\n"
-                        f"\\input{{{table}}}\n\\end{{document}}\n")
-    done = subprocess.run([pdflatex, "-interaction=nonstopmode", "-halt-on-error", document.name], cwd=folder,
-                          capture_output=True, text=True, timeout=120)
+    document.write_text(
+        "\\documentclass{article}\n\\usepackage{booktabs,tabularx,array}\n\\begin{document}\n"
+        f"\\input{{{table}}}\n\\end{{document}}\n"
+    )
+    done = subprocess.run(
+        [pdflatex, "-interaction=nonstopmode", "-halt-on-error", document.name],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout[-3000:]
     return (folder / f"{table.stem}_doc.log").read_text(errors="replace")
 
@@ -624,8 +786,9 @@ def test_every_tex_table_compiles_within_the_text_width_of_an_article(degraded, 
     with booktabs and fits \\textwidth (no overfull box); captions say "Table 6" once."""
     for depth in (20, 56):  # a budget study: its table has the most columns
         for arch, error in (("plain", 50), ("residual", 40)):
-            write_run(degraded, arch, depth, error + depth / 10, error, protocol="quick-2000", family="quick",
-                      iterations=2000)
+            write_run(
+                degraded, arch, depth, error + depth / 10, error, protocol="quick-2000", family="quick", iterations=2000
+            )
     assert report_main(["tables", "--results", str(degraded)]) == 0
     tables = sorted((degraded / "tables").glob("*.tex")) + sorted((REPO / "results" / "tables").glob("*.tex"))
     assert any(p.name.startswith("budget_") for p in tables) and any(p.name.startswith("table6_") for p in tables)
@@ -662,13 +825,26 @@ def test_a_net_that_ended_at_chance_is_marked_did_not_train_never_counted_as_a_d
     assert "ResNet-1202: did not train (89.7%, at chance)" in verdict and "ResNet-110: 38.0%" in verdict
 
 
+@pytest.mark.slow
 def test_the_dev_install_opens_and_exports_the_committed_notebook(tmp_path):
     """`make setup` (the dev extra) installs what the README's notebook command needs."""
     import sys
 
     jupyter = Path(sys.executable).with_name("jupyter")
     assert jupyter.is_file() and Path(sys.executable).with_name("jupyter-lab").is_file()
-    done = subprocess.run([str(jupyter), "nbconvert", "--to", "html", "--output-dir", str(tmp_path),
-                           str(REPO / "notebooks" / "explore_results.ipynb")], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            str(jupyter),
+            "nbconvert",
+            "--to",
+            "html",
+            "--output-dir",
+            str(tmp_path),
+            str(REPO / "notebooks" / "explore_results.ipynb"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "explore_results.html").stat().st_size > 10_000

@@ -13,6 +13,9 @@ import pytest
 
 from conftest import REPO, run_cli
 
+# every test here starts the training CLI or trains on the real CIFAR-10
+pytestmark = pytest.mark.slow
+
 # ResNet-20 on real CIFAR-10, batch 32 (an epoch is 1562 iterations: every checkpoint is mid-epoch).
 SHORT = [
     "model.depth=20",
@@ -42,8 +45,11 @@ def only_record(tmp: Path) -> Path:
 def start_run(tmp: Path, cifar_root, *extra: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "resdeg.train", *SHORT, *paths(tmp), *extra],
-        cwd=REPO, env={**os.environ, "RESDEG_CIFAR_ROOT": str(cifar_root), "PYTHONUNBUFFERED": "1", **(env or {})},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=REPO,
+        env={**os.environ, "RESDEG_CIFAR_ROOT": str(cifar_root), "PYTHONUNBUFFERED": "1", **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -120,12 +126,15 @@ def test_sigkill_mid_epoch_then_resume_matches_the_uninterrupted_twin(cifar_root
     # last.ckpt is written just after the step file, so the kill may find it one checkpoint back (4)
     assert summary["status"] == "complete" and 4 <= summary["resumed_at_iterations"][0] <= killed["iteration"] + 4
     got = pd.read_csv(only_record(victim) / "history.csv")
-    pd.testing.assert_frame_equal(got.sort_values(["iteration", "split", "metric"]).reset_index(drop=True), twin_history)
+    pd.testing.assert_frame_equal(
+        got.sort_values(["iteration", "split", "metric"]).reset_index(drop=True), twin_history
+    )
     assert (only_record(victim) / "signals.csv").read_text() == (twin_record / "signals.csv").read_text()
 
 
-def test_kill_during_the_evaluation_of_a_checkpoint_iteration_or_a_cut_last_ckpt_loses_nothing(cifar_root, tmp_path,
-                                                                                               twin_history):
+def test_kill_during_the_evaluation_of_a_checkpoint_iteration_or_a_cut_last_ckpt_loses_nothing(
+    cifar_root, tmp_path, twin_history
+):
     """The checkpoint of iteration 12 is written just before the evaluation at 12: a run
     killed during that evaluation resumes owing it and redoes it; a last.ckpt cut short
     (a full disk) is passed over for the periodic checkpoint beside it. Both histories equal
@@ -163,7 +172,8 @@ def test_kill_during_the_evaluation_of_a_checkpoint_iteration_or_a_cut_last_ckpt
     for checkpoint in (victim / "experiments").rglob("*.ckpt"):
         checkpoint.write_bytes(b"cut")
     (victim / "results" / summary_path(victim)).write_text(
-        (victim / "results" / summary_path(victim)).read_text().replace('"complete"', '"interrupted"'))
+        (victim / "results" / summary_path(victim)).read_text().replace('"complete"', '"interrupted"')
+    )
     refused = run_cli(*SHORT, *paths(victim), env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
     assert refused.returncode == 2 and "no checkpoint of this run can be read" in refused.stdout + refused.stderr
 
@@ -184,8 +194,9 @@ def test_the_evaluation_a_resumed_run_owes_is_made_in_the_runs_precision(cifar_r
     pd.testing.assert_frame_equal(sorted_history(only_record(victim)), sorted_history(only_record(tmp_path / "twin")))
 
 
-def test_a_kill_during_the_final_evaluation_loses_neither_the_last_interval_nor_a_signal(cifar_root, tmp_path,
-                                                                                       twin_record, twin_history):
+def test_a_kill_during_the_final_evaluation_loses_neither_the_last_interval_nor_a_signal(
+    cifar_root, tmp_path, twin_record, twin_history
+):
     """last.ckpt of the last iteration (24) is written before the final evaluation, with the
     interval 20-24 still open (it closes at the end of training). Killed during that evaluation,
     the run resumes at 24 and trains no batch, so Lightning calls no on_train_end: the interval's
@@ -223,8 +234,9 @@ def test_the_signal_probe_changes_no_training(cifar_root, tmp_path, twin_record,
     assert summary["train_images_per_s"] > 0 and summary["timed_iterations"] == 24 - 5
 
 
-def test_a_run_with_its_checkpoint_in_the_results_tree_resumes_exactly_from_a_fresh_clone(cifar_root, tmp_path,
-                                                                                          twin_history):
+def test_a_run_with_its_checkpoint_in_the_results_tree_resumes_exactly_from_a_fresh_clone(
+    cifar_root, tmp_path, twin_history
+):
     """paths.checkpoints=results/checkpoints (make sweep-paper-20): last.ckpt lies in the tracked
     tree (the project's .gitignore leaves the periodic one out); committed while in flight and
     cloned onto a "fresh machine" (no experiments/ folder), the same command resumes it exactly,
@@ -250,8 +262,12 @@ def test_a_run_with_its_checkpoint_in_the_results_tree_resumes_exactly_from_a_fr
     assert [Path(p).name for p in committed.stdout.split()] == ["last.ckpt"]
     subprocess.run([*git, "clone", "-q", str(origin), str(clone)], check=True)
     assert not (clone / "experiments").exists()
-    resumed = run_cli(*SHORT, *paths(clone), f"paths.checkpoints={clone / 'results' / 'checkpoints'}",
-                      env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    resumed = run_cli(
+        *SHORT,
+        *paths(clone),
+        f"paths.checkpoints={clone / 'results' / 'checkpoints'}",
+        env={"RESDEG_CIFAR_ROOT": str(cifar_root)},
+    )
     output = resumed.stdout + resumed.stderr
     assert resumed.returncode == 0, output[-3000:]
     assert "resuming at iteration 12" in output
@@ -265,9 +281,15 @@ def summary_path(tmp: Path) -> Path:
     return only_record(tmp).relative_to(tmp / "results") / "summary.json"
 
 
-@pytest.mark.parametrize("sent,says", [(signal.SIGTERM, "SIGTERM received: stopped at iteration"),
-                                       (signal.SIGUSR2, "SIGUSR2 received: stopped at iteration"),
-                                       (signal.SIGINT, "Ctrl-C received: stopped at iteration")], ids=["sigterm", "sigusr2", "ctrl-c"])
+@pytest.mark.parametrize(
+    "sent,says",
+    [
+        (signal.SIGTERM, "SIGTERM received: stopped at iteration"),
+        (signal.SIGUSR2, "SIGUSR2 received: stopped at iteration"),
+        (signal.SIGINT, "Ctrl-C received: stopped at iteration"),
+    ],
+    ids=["sigterm", "sigusr2", "ctrl-c"],
+)
 def test_a_stopped_run_is_recorded_interrupted_and_says_how_to_resume(cifar_root, tmp_path, sent, says):
     """SIGTERM (pre-emption), SIGUSR2 (submitit's warning) and Ctrl-C save last.ckpt at the
     current iteration; the record is "interrupted", never "failed"."""
@@ -333,8 +355,14 @@ def test_a_signal_submitit_also_handles_is_handed_on_only_after_the_checkpoint()
     finally:
         alone.restore()
     # SUBMITIT_PREEMPT_SIGNAL names submitit's warning signal, which is then handled too
-    assert preemption_signals({"SUBMITIT_PREEMPT_SIGNAL": "HUP"}) == (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2,
-                                                                      signal.SIGHUP, signal.SIGINT, signal.SIGPIPE)
+    assert preemption_signals({"SUBMITIT_PREEMPT_SIGNAL": "HUP"}) == (
+        signal.SIGTERM,
+        signal.SIGUSR1,
+        signal.SIGUSR2,
+        signal.SIGHUP,
+        signal.SIGINT,
+        signal.SIGPIPE,
+    )
     # Ctrl-C: the first is taken like the others (Python's handler is not handed on: the run has
     # stopped), a second stops at once; a SIGPIPE while the output's reader is alive is not a stop
     ctrl_c = PreemptionCheckpoint("last.ckpt")
@@ -363,7 +391,9 @@ def test_a_run_stopped_before_its_first_periodic_checkpoint_keeps_one_last_ckpt_
     assert process.returncode == 2, output[-3000:]
     interrupted_at = json.loads((only_record(tmp_path) / "summary.json").read_text())["interrupted_at"]
     assert interrupted_at < 12
-    resumed = run_cli(*SHORT, *paths(tmp_path), "protocol.checkpoint_every=12", env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    resumed = run_cli(
+        *SHORT, *paths(tmp_path), "protocol.checkpoint_every=12", env={"RESDEG_CIFAR_ROOT": str(cifar_root)}
+    )
     assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-3000:]
     assert f"resuming at iteration {interrupted_at}" in resumed.stdout + resumed.stderr
     names = sorted(p.name for p in (tmp_path / "experiments" / "checkpoints").rglob("*.ckpt"))
@@ -387,18 +417,29 @@ def test_a_kill_without_warning_costs_at_most_checkpoint_minutes(cifar_root, tmp
     names = sorted(p.name for p in (tmp_path / "experiments" / "checkpoints").rglob("*.ckpt"))
     assert names == ["last.ckpt"], names  # saved by time only, one file
     got = pd.read_csv(only_record(tmp_path) / "history.csv")
-    pd.testing.assert_frame_equal(got.sort_values(["iteration", "split", "metric"]).reset_index(drop=True), twin_history)
+    pd.testing.assert_frame_equal(
+        got.sort_values(["iteration", "split", "metric"]).reset_index(drop=True), twin_history
+    )
 
 
 def test_nan_loss_marks_the_run_diverged_and_the_sweep_goes_on(cifar_root, tmp_path):
     # lr 1e8 makes the loss of the first run overflow for real; the second run is sane
-    result = run_cli("--multirun", *SHORT, *paths(tmp_path), "protocol.iterations=10",
-                     "protocol.schedule.base_lr=1e8,0.05", env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    result = run_cli(
+        "--multirun",
+        *SHORT,
+        *paths(tmp_path),
+        "protocol.iterations=10",
+        "protocol.schedule.base_lr=1e8,0.05",
+        env={"RESDEG_CIFAR_ROOT": str(cifar_root)},
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     statuses = sorted(json.loads(p.read_text())["status"] for p in (tmp_path / "results").rglob("summary.json"))
     assert statuses == ["complete", "diverged"]
-    diverged = next(json.loads(p.read_text()) for p in (tmp_path / "results").rglob("summary.json")
-                    if json.loads(p.read_text())["status"] == "diverged")
+    diverged = next(
+        json.loads(p.read_text())
+        for p in (tmp_path / "results").rglob("summary.json")
+        if json.loads(p.read_text())["status"] == "diverged"
+    )
     assert diverged["diverged_at"] in (5, 10) and "diverged" in diverged["message"]
 
 
@@ -461,14 +502,27 @@ def test_a_full_disk_while_taking_the_lock_leaves_no_lock_and_an_empty_lock_is_t
 def test_a_summary_that_is_not_a_record_is_skipped_by_the_report_and_never_replaced(tmp_path, content):
     from resdeg.report.load import load_results
 
-    args = [fake_data(tmp_path), "model.depth=8", "protocol=cifar_quick", "protocol.iterations=2", "protocol.log_every=1",
-            "protocol.eval_every=2", "protocol.schedule.warmup_iterations=1", "protocol.batch_size=20", *paths(tmp_path)]
+    args = [
+        fake_data(tmp_path),
+        "model.depth=8",
+        "protocol=cifar_quick",
+        "protocol.iterations=2",
+        "protocol.log_every=1",
+        "protocol.eval_every=2",
+        "protocol.schedule.warmup_iterations=1",
+        "protocol.batch_size=20",
+        *paths(tmp_path),
+    ]
     assert run_cli(*args).returncode == 0
     summary = only_record(tmp_path) / "summary.json"
     checkpoints = sorted((tmp_path / "experiments" / "checkpoints").rglob("*.ckpt"))
     summary.write_text(content)
     results = load_results(tmp_path / "results")
-    assert results.runs.empty and "not a run record" in results.problems[0] and only_record(tmp_path).name in results.problems[0]
+    assert (
+        results.runs.empty
+        and "not a run record" in results.problems[0]
+        and only_record(tmp_path).name in results.problems[0]
+    )
     result = run_cli(*args)
     assert result.returncode == 2 and "not a run record" in result.stdout + result.stderr
     assert summary.read_text() == content  # refused, not replaced
@@ -490,15 +544,31 @@ def test_record_files_are_readable_by_others_and_leftover_temporary_files_go(tmp
 
 def test_unwritable_results_folder_names_the_fix(tmp_path):
     (tmp_path / "results").write_text("a file where the results folder should be")
-    result = run_cli(fake_data(tmp_path), "model.depth=8", f"paths.results={tmp_path / 'results'}",
-                     f"paths.experiments={tmp_path / 'exp'}")
+    result = run_cli(
+        fake_data(tmp_path),
+        "model.depth=8",
+        f"paths.results={tmp_path / 'results'}",
+        f"paths.experiments={tmp_path / 'exp'}",
+    )
     assert result.returncode == 2
-    assert "cannot write the run record" in result.stdout + result.stderr and "paths.results" in result.stdout + result.stderr
+    assert (
+        "cannot write the run record" in result.stdout + result.stderr
+        and "paths.results" in result.stdout + result.stderr
+    )
 
 
 def test_a_torn_record_of_this_run_is_named_not_overwritten(tmp_path):
-    args = [fake_data(tmp_path), "model.depth=8", "protocol=cifar_quick", "protocol.iterations=2", "protocol.log_every=1",
-            "protocol.eval_every=2", "protocol.schedule.warmup_iterations=1", "protocol.batch_size=20", *paths(tmp_path)]
+    args = [
+        fake_data(tmp_path),
+        "model.depth=8",
+        "protocol=cifar_quick",
+        "protocol.iterations=2",
+        "protocol.log_every=1",
+        "protocol.eval_every=2",
+        "protocol.schedule.warmup_iterations=1",
+        "protocol.batch_size=20",
+        *paths(tmp_path),
+    ]
     assert run_cli(*args).returncode == 0
     summary = only_record(tmp_path) / "summary.json"
     summary.write_text(summary.read_text()[:50])
@@ -510,14 +580,14 @@ def test_a_torn_record_of_this_run_is_named_not_overwritten(tmp_path):
 
 
 def test_downloaded_archive_with_wrong_checksum_is_removed(tmp_path, monkeypatch):
+    import functools
+    import http.server
+    import threading
+
     import pytest
 
     from resdeg import ResdegError
     from resdeg.data import cifar10_files
-
-    import functools
-    import http.server
-    import threading
 
     served = tmp_path / "server" / "cifar-10-python.tar.gz"
     served.parent.mkdir()
@@ -552,7 +622,11 @@ def test_sigterm_during_the_final_evaluation_is_honoured_and_the_run_resumes_to_
     again = run_cli(*SHORT, *paths(tmp_path), *extra, env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
     assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
     summary = json.loads((only_record(tmp_path) / "summary.json").read_text())
-    assert summary["status"] == "complete" and summary["resumed_at_iterations"] == [12] and "test_error" in summary["final"]
+    assert (
+        summary["status"] == "complete"
+        and summary["resumed_at_iterations"] == [12]
+        and "test_error" in summary["final"]
+    )
 
 
 def test_a_small_tmpdir_does_not_stop_checkpointing(cifar_root, tmp_path, small_disk):
@@ -566,7 +640,8 @@ def test_a_small_tmpdir_does_not_stop_checkpointing(cifar_root, tmp_path, small_
 
 
 def test_a_full_checkpoint_disk_interrupts_the_run_in_one_line_and_the_relaunch_resumes_exactly(
-        cifar_root, tmp_path, small_disk, twin_history):
+    cifar_root, tmp_path, small_disk, twin_history
+):
     """Room for two checkpoints of ResNet-20 (2.2 MB each) but not a third: the third is refused
     with one line naming the folder, the record is interrupted (not failed), the last.ckpt
     before it intact; once space is freed the same command resumes and ends equal to the twin."""
@@ -602,8 +677,9 @@ def test_a_read_only_checkpoint_disk_is_refused_before_anything_is_recorded(cifa
 
 
 def test_a_failure_while_building_the_trainer_leaves_no_record_running(tmp_path):
-    result = run_cli(fake_data(tmp_path), "model.depth=8", "protocol.iterations=2", "+trainer.no_such_option=1",
-                     *paths(tmp_path))
+    result = run_cli(
+        fake_data(tmp_path), "model.depth=8", "protocol.iterations=2", "+trainer.no_such_option=1", *paths(tmp_path)
+    )
     assert result.returncode != 0
     summary = json.loads((only_record(tmp_path) / "summary.json").read_text())
     assert summary["status"] == "failed" and "before training" in summary["message"]

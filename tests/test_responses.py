@@ -1,6 +1,5 @@
 """Fig. 7's layer responses: which layers, and their std, checked against a direct computation."""
 
-
 import pytest
 import torch
 from torch import nn
@@ -50,3 +49,28 @@ def test_the_model_mode_is_restored_and_no_hook_is_left():
     layer_response_std(model, [(torch.randn(2, 3, 32, 32), None)])
     assert model.training
     assert all(not m._forward_hooks for m in model.modules())
+
+
+def test_the_layer_responses_ask_the_device_nothing_per_batch():
+    """On a GPU every host read or host-to-device tensor creation makes Python wait: over ten
+    batches of a 19-layer net, one table is created and read once, at the end."""
+    from torch.overrides import TorchFunctionMode
+
+    from resdeg.training.host_reads import HostReadCounter
+
+    class Creations(TorchFunctionMode):
+        def __init__(self):
+            super().__init__()
+            self.count = 0
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            self.count += func is torch.tensor
+            return func(*args, **(kwargs or {}))
+
+    model = CifarNet("residual", 20, "A")
+    batches = [(torch.randn(4, 3, 32, 32), torch.zeros(4)) for _ in range(10)]
+    with HostReadCounter() as reads, Creations() as creations:
+        rows = layer_response_std(model, batches)
+    assert len(rows) == 19
+    assert creations.count == 1
+    assert sum(reads.reads.values()) == 1, dict(reads.reads)

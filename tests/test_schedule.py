@@ -51,7 +51,9 @@ def test_the_schedule_is_an_lr_scheduler_stepped_per_iteration():
     from resdeg.training.schedule import IterationLR
 
     optimizer = _optimizer()
-    scheduler = IterationLR(optimizer, StepSchedule(base_lr=0.05, milestones=[4, 6], warmup="linear", warmup_iterations=2))
+    scheduler = IterationLR(
+        optimizer, StepSchedule(base_lr=0.05, milestones=[4, 6], warmup="linear", warmup_iterations=2)
+    )
     rates = []
     for _ in range(8):
         rates.append(optimizer.param_groups[0]["lr"])

@@ -69,8 +69,10 @@ def test_the_probe_leaves_parameters_statistics_gradients_and_mode_as_they_were(
     assert not model.training
     assert all(not m._forward_hooks for m in model.modules())
     # option B's 1x1 projections are not 3x3 layers
-    assert all(isinstance(model.get_submodule(r["name"]), nn.Conv2d) and model.get_submodule(r["name"]).kernel_size == (3, 3)
-               for r in measure_signals(model, *_batch()))
+    assert all(
+        isinstance(model.get_submodule(r["name"]), nn.Conv2d) and model.get_submodule(r["name"]).kernel_size == (3, 3)
+        for r in measure_signals(model, *_batch())
+    )
 
 
 def test_the_cadence_is_iteration_0_every_evaluation_and_the_last():

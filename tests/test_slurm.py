@@ -14,7 +14,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -29,10 +28,19 @@ CPU_CLUSTER = ["hydra.launcher.gpus_per_node=0", "hydra.launcher.partition=debug
 
 def tiny(iterations: int, every: int, arch: str = "plain,residual") -> list[str]:
     """Depth-8 nets at batch 32 on real CIFAR-10, checkpointed and evaluated every ``every``."""
-    return [f"model.arch={arch}", "model.depth=8", "protocol.batch_size=32", f"protocol.iterations={iterations}",
-            f"protocol.log_every={max(1, every // 5)}", f"protocol.eval_every={every}", f"protocol.checkpoint_every={every}",
-            "protocol.schedule.warmup_iterations=3", "data.eval_batch_size=1000", "layer_responses=false",
-            "gradient_signals=false"]
+    return [
+        f"model.arch={arch}",
+        "model.depth=8",
+        "protocol.batch_size=32",
+        f"protocol.iterations={iterations}",
+        f"protocol.log_every={max(1, every // 5)}",
+        f"protocol.eval_every={every}",
+        f"protocol.checkpoint_every={every}",
+        "protocol.schedule.warmup_iterations=3",
+        "data.eval_batch_size=1000",
+        "layer_responses=false",
+        "gradient_signals=false",
+    ]
 
 
 def paths(tmp: Path) -> list[str]:
@@ -42,9 +50,23 @@ def paths(tmp: Path) -> list[str]:
 def sweep(slurm, tmp: Path, args: list[str], target: str = "sweep-degradation", *make_vars: str) -> subprocess.Popen:
     """`make sweep-degradation LAUNCHER=slurm` (or another sweep) in the background, as a user starts it."""
     env = {**slurm.env, "PYTHONUNBUFFERED": "1", "RESDEG_CIFAR_ROOT": os.environ.get("RESDEG_CIFAR_ROOT", "")}
-    return subprocess.Popen(["make", "--no-print-directory", target, "LAUNCHER=slurm", "LOGGER=none", *make_vars,
-                             f"ARGS={' '.join([*CPU_CLUSTER, *args, *paths(tmp)])}"], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [
+            "make",
+            "--no-print-directory",
+            target,
+            "LAUNCHER=slurm",
+            "LOGGER=none",
+            *make_vars,
+            f"ARGS={' '.join([*CPU_CLUSTER, *args, *paths(tmp)])}",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def finish(slurm, process: subprocess.Popen, timeout: float = 420) -> str:
@@ -61,12 +83,15 @@ def job_log(tmp: Path, task: int) -> Path | None:
     """submitit's log of array task ``task``, or of a sweep's one job (folder ``<job>``, not
     ``<array>_<task>``): the same file across requeues (it appends)."""
     slurm = tmp / "experiments" / "slurm"
-    found = sorted(slurm.glob(f"*_{task}/*_{task}_0_log.out")) or sorted(p for p in slurm.glob("*/*_0_log.out")
-                                                                        if "_" not in p.parent.name and task == 0)
+    found = sorted(slurm.glob(f"*_{task}/*_{task}_0_log.out")) or sorted(
+        p for p in slurm.glob("*/*_0_log.out") if "_" not in p.parent.name and task == 0
+    )
     return found[-1] if found else None
 
 
-def wait_for_line(tmp: Path, task: int, pattern: str, process: subprocess.Popen, timeout: float = 240) -> tuple[str, str]:
+def wait_for_line(
+    tmp: Path, task: int, pattern: str, process: subprocess.Popen, timeout: float = 240
+) -> tuple[str, str]:
     """Wait until task ``task``'s log has a line matching ``pattern``; (SLURM job id, the match)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -85,18 +110,24 @@ def records(tmp: Path) -> dict[str, dict]:
 
 
 def history(tmp: Path, name: str) -> str:
-    (path,) = [p / "history.csv" for p in (tmp / "results").rglob("*") if p.is_dir() and p.name.startswith(name + "_seed")]
+    (path,) = [
+        p / "history.csv" for p in (tmp / "results").rglob("*") if p.is_dir() and p.name.startswith(name + "_seed")
+    ]
     return path.read_text()
 
 
 def twin(cifar_root, tmp: Path, args: list[str]) -> Path:
     """The same run uninterrupted, trained here without SLURM: the history a stopped run must equal."""
-    done = run_cli("protocol=cifar_quick", *args, *paths(tmp), "logger=none", env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    done = run_cli(
+        "protocol=cifar_quick", *args, *paths(tmp), "logger=none", env={"RESDEG_CIFAR_ROOT": str(cifar_root)}
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return tmp
 
 
-def test_a_cpu_cluster_sweep_survives_a_hard_scancel_names_it_and_the_same_command_resumes_it(slurm, cifar_root, tmp_path):
+def test_a_cpu_cluster_sweep_survives_a_hard_scancel_names_it_and_the_same_command_resumes_it(
+    slurm, cifar_root, tmp_path
+):
     """Two array tasks, submitted with the two CPU-cluster overrides only. Task 0 is cancelled
     mid-run (`scancel`: SIGTERM, then SIGKILL): task 1 still completes, the sweep ends naming
     task 0 and exits 2; the same command again resumes task 0 from its checkpoint and skips task 1."""
@@ -124,7 +155,8 @@ def test_a_cpu_cluster_sweep_survives_a_hard_scancel_names_it_and_the_same_comma
 
 
 def test_submitits_warning_signal_checkpoints_where_the_run_stands_and_the_requeued_job_equals_its_twin(
-        slurm, cifar_root, tmp_path):
+    slurm, cifar_root, tmp_path
+):
     """`scancel --signal=USR2`, what submitit sends before a time limit or a pre-emption: the run
     saves last.ckpt at the current iteration, is marked interrupted (by its signal's name), submitit
     requeues the job, and it resumes there and completes with its uninterrupted twin's history."""
@@ -153,8 +185,11 @@ def test_a_job_that_reaches_its_time_limit_is_requeued_resumed_and_completes(slu
     probe = twin(cifar_root, tmp_path / "probe", tiny(iterations=40, every=40, arch="residual"))
     (measured,) = records(probe).values()
     iterations = max(150, int(measured["train_images_per_s"] / 32 * 60))
-    args = [*tiny(iterations=iterations, every=iterations, arch="residual"),  # one evaluation, at the end
-            "hydra.launcher.timeout_min=2", "hydra.launcher.signal_delay_s=60"]
+    args = [
+        *tiny(iterations=iterations, every=iterations, arch="residual"),  # one evaluation, at the end
+        "hydra.launcher.timeout_min=2",
+        "hydra.launcher.signal_delay_s=60",
+    ]
     output = finish(slurm, sweep(slurm, tmp_path / "slurm", args), timeout=900)
     log = job_log(tmp_path / "slurm", 0).read_text()
     assert "Traceback" not in output and "did not complete" not in output, output[-3000:] + log[-3000:]
@@ -170,11 +205,26 @@ def test_a_two_task_srun_ddp_job_writes_one_record_and_both_ranks_resume_from_on
     submitit's signal, both ranks stop at the same iteration and resume from the same checkpoint
     (the first process decides, the other takes its decision)."""
     tree = write_imagenet_tree(tmp_path / "imagenet")
-    args = ["model.arch=residual", "model.depth=18", "data.num_classes=3", "data.num_workers=0", "data.mean_images=8",
-            "data.eval_batch_size=20", "protocol.batch_size=4", "protocol.iterations=60", "protocol.log_every=5",
-            "protocol.eval_every=20", "protocol.checkpoint_every=20", "layer_responses=false", "gradient_signals=false",
-            "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
-            "hydra.launcher.tasks_per_node=2", "hydra.launcher.cpus_per_task=1"]
+    args = [
+        "model.arch=residual",
+        "model.depth=18",
+        "data.num_classes=3",
+        "data.num_workers=0",
+        "data.mean_images=8",
+        "data.eval_batch_size=20",
+        "protocol.batch_size=4",
+        "protocol.iterations=60",
+        "protocol.log_every=5",
+        "protocol.eval_every=20",
+        "protocol.checkpoint_every=20",
+        "layer_responses=false",
+        "gradient_signals=false",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "hydra.launcher.tasks_per_node=2",
+        "hydra.launcher.cpus_per_task=1",
+    ]
     process = sweep(slurm, tmp_path, args, "sweep-imagenet", f"IMAGENET_ROOT={tree}")
     job, _ = wait_for_line(tmp_path, 0, r"resnet-18-A it (2[5-9]|[3-5]\d)/60", process)
     subprocess.run(["scancel", "--signal=USR2", job], env=slurm.env, check=True)
@@ -185,4 +235,6 @@ def test_a_two_task_srun_ddp_job_writes_one_record_and_both_ranks_resume_from_on
     (stopped_at,) = summary["resumed_at_iterations"]
     assert stopped_at % 20, "resumed from a periodic checkpoint, not the signal's own"
     rank1 = (job_log(tmp_path, 0).parent / f"{job}_1_log.out").read_text()
-    assert f"process 1 takes the first process's decision: resume from last.ckpt (iteration {stopped_at})" in rank1, rank1[-3000:]
+    assert f"process 1 takes the first process's decision: resume from last.ckpt (iteration {stopped_at})" in rank1, (
+        rank1[-3000:]
+    )

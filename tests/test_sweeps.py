@@ -39,9 +39,16 @@ def summaries(tmp: Path) -> dict[str, dict]:
 def test_two_job_multirun_makes_two_wandb_runs_with_names_groups_tags_config_and_history(cifar_root, tmp_path):
     from resdeg.tracking.wandb_files import offline_runs
 
-    result = run_cli("--multirun", "experiment=degradation_cifar", "model.arch=plain,residual", "model.depth=8",
-                     *TINY, *paths(tmp_path), "logger=wandb",
-                     env={"RESDEG_CIFAR_ROOT": str(cifar_root), "WANDB_MODE": "offline", "WANDB_API_KEY": ""})
+    result = run_cli(
+        "--multirun",
+        "experiment=degradation_cifar",
+        "model.arch=plain,residual",
+        "model.depth=8",
+        *TINY,
+        *paths(tmp_path),
+        "logger=wandb",
+        env={"RESDEG_CIFAR_ROOT": str(cifar_root), "WANDB_MODE": "offline", "WANDB_API_KEY": ""},
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "upload later with `wandb sync" in result.stdout + result.stderr
     # W&B's own ~30 lines a run (banners, the run summary, a deprecation) are not printed
@@ -53,8 +60,10 @@ def test_two_job_multirun_makes_two_wandb_runs_with_names_groups_tags_config_and
     assert sorted(r.name for r in runs) == ["plain-8-seed0", "resnet-8-A-seed0"]
     # one group per network (its seeds drawn as one line with a band), the sweep as the job type
     (setting,) = {r["protocol_hash"] for r in summaries(tmp_path).values()}
-    assert sorted(r.group for r in runs) == [f"cifar10-quick-6-plain-8-setting-{setting}",
-                                             f"cifar10-quick-6-resnet-8-A-setting-{setting}"]
+    assert sorted(r.group for r in runs) == [
+        f"cifar10-quick-6-plain-8-setting-{setting}",
+        f"cifar10-quick-6-resnet-8-A-setting-{setting}",
+    ]
     assert {r.job_type for r in runs} == {"degradation_cifar"}
     by_name = {r.name: r for r in runs}
     assert set(by_name["plain-8-seed0"].tags) == {"cifar10", "plain", "depth-8", "protocol-quick-6"}
@@ -82,15 +91,27 @@ def test_runs_of_two_settings_never_share_a_wandb_group_and_wandb_dir_is_honoure
     (one group averaged them into one line); the W&B files go where WANDB_DIR says."""
     from resdeg.tracking.wandb_files import offline_runs
 
-    result = run_cli("--multirun", "model.depth=8", "protocol.schedule.base_lr=0.05,0.1", *TINY, *paths(tmp_path),
-                     "logger=wandb", env={"RESDEG_CIFAR_ROOT": str(cifar_root), "WANDB_MODE": "offline",
-                                          "WANDB_API_KEY": "", "WANDB_DIR": str(tmp_path / "wandb-dir")})
+    result = run_cli(
+        "--multirun",
+        "model.depth=8",
+        "protocol.schedule.base_lr=0.05,0.1",
+        *TINY,
+        *paths(tmp_path),
+        "logger=wandb",
+        env={
+            "RESDEG_CIFAR_ROOT": str(cifar_root),
+            "WANDB_MODE": "offline",
+            "WANDB_API_KEY": "",
+            "WANDB_DIR": str(tmp_path / "wandb-dir"),
+        },
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     runs = offline_runs(tmp_path / "wandb-dir")
     assert len(runs) == 2 and runs[0].group != runs[1].group
     # the learning rate was changed on the command line: each name says its setting
-    assert sorted(r.name for r in runs) == sorted(f"resnet-8-A-seed0-setting-{s['protocol_hash']}"
-                                                  for s in summaries(tmp_path).values())
+    assert sorted(r.name for r in runs) == sorted(
+        f"resnet-8-A-seed0-setting-{s['protocol_hash']}" for s in summaries(tmp_path).values()
+    )
     assert {r.group.rsplit("-", 1)[1] for r in runs} == {s["protocol_hash"] for s in summaries(tmp_path).values()}
     assert not (tmp_path / "experiments" / "wandb").exists()
 
@@ -102,8 +123,17 @@ def test_a_resumed_wandb_run_logs_nothing_twice_and_a_forced_rerun_says_so(tmp_p
     from resdeg.tracking.wandb_logger import wandb_logger
 
     monkeypatch.setenv("WANDB_SILENT", "true")
-    identity = {"run_id": "resnet-8-A_seed0_x", "name": "resnet-8-A", "dataset": "cifar10", "arch": "residual",
-                "depth": 8, "shortcut": "A", "protocol": "quick-6", "seed": 0, "protocol_hash": "0123abcd"}
+    identity = {
+        "run_id": "resnet-8-A_seed0_x",
+        "name": "resnet-8-A",
+        "dataset": "cifar10",
+        "arch": "residual",
+        "depth": 8,
+        "shortcut": "A",
+        "protocol": "quick-6",
+        "seed": 0,
+        "protocol_hash": "0123abcd",
+    }
     common = dict(identity=identity, config={}, sweep="single", mode="offline", save_dir=str(tmp_path / "wandb"))
     first = wandb_logger(previous_id=None, **common)
     for step in (2, 4):
@@ -122,8 +152,13 @@ def test_a_resumed_wandb_run_logs_nothing_twice_and_a_forced_rerun_says_so(tmp_p
 
     runs = offline_runs(tmp_path / "wandb")
     assert [r.id for r in runs[:2]] == [first.version, first.version] and runs[2].id != first.version
-    steps = [(row["trainer/global_step"], key) for r in runs[:2] for row in r.history for key in row
-             if "/" in key and not key.startswith(("_", "trainer"))]
+    steps = [
+        (row["trainer/global_step"], key)
+        for r in runs[:2]
+        for row in r.history
+        for key in row
+        if "/" in key and not key.startswith(("_", "trainer"))
+    ]
     assert steps == [(2, "train/error"), (4, "train/error"), (6, "train/error"), (6, "test/error")]
     assert runs[2].name == "resnet-8-A-seed0-rerun" and "forced-rerun" in runs[2].tags
 
@@ -133,8 +168,14 @@ def test_wandb_runs_come_back_into_results_format(cifar_root, tmp_path):
     from resdeg.report import load_results
     from resdeg.tracking.wandb_import import main as wandb_import
 
-    result = run_cli("model.depth=8", *TINY, *paths(tmp_path), "logger=wandb", "logger.mode=offline",
-                     env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    result = run_cli(
+        "model.depth=8",
+        *TINY,
+        *paths(tmp_path),
+        "logger=wandb",
+        "logger.mode=offline",
+        env={"RESDEG_CIFAR_ROOT": str(cifar_root)},
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert wandb_import([str(tmp_path / "experiments" / "wandb"), "--results", str(tmp_path / "imported")]) == 0
     original, imported = load_results(tmp_path / "results"), load_results(tmp_path / "imported")
@@ -142,8 +183,10 @@ def test_wandb_runs_come_back_into_results_format(cifar_root, tmp_path):
     for column in ("status", "depth", "arch", "parameters", "final_train_error", "final_test_error"):
         assert imported.runs[column].tolist() == original.runs[column].tolist()
     key = ["iteration", "split", "metric"]
-    pd.testing.assert_frame_equal(imported.history.sort_values(key).reset_index(drop=True),
-                                  original.history.sort_values(key).reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        imported.history.sort_values(key).reset_index(drop=True),
+        original.history.sort_values(key).reset_index(drop=True),
+    )
 
 
 def test_wandb_mode_is_chosen_without_prompting(monkeypatch, tmp_path):
@@ -169,8 +212,16 @@ def test_wandb_mode_is_chosen_without_prompting(monkeypatch, tmp_path):
 
 # -- launchers ----------------------------------------------------------------------------
 def test_parallel_launcher_runs_two_jobs_side_by_side_to_complete_records(cifar_root, tmp_path):
-    result = run_cli("--multirun", "hydra/launcher=parallel", "launch.cpu_jobs=2", "model.arch=plain,residual",
-                     "model.depth=8", *TINY, *paths(tmp_path), env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    result = run_cli(
+        "--multirun",
+        "hydra/launcher=parallel",
+        "launch.cpu_jobs=2",
+        "model.arch=plain,residual",
+        "model.depth=8",
+        *TINY,
+        *paths(tmp_path),
+        env={"RESDEG_CIFAR_ROOT": str(cifar_root)},
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Joblib.Parallel(n_jobs=2" in result.stdout + result.stderr
     runs = summaries(tmp_path)
@@ -179,6 +230,41 @@ def test_parallel_launcher_runs_two_jobs_side_by_side_to_complete_records(cifar_
     # the two jobs overlapped in time
     spans = sorted((r["started_at"], r["finished_at"]) for r in runs.values())
     assert spans[1][0] <= spans[0][1]
+
+
+def test_a_parallel_sweep_of_one_job_at_a_time_runs_its_jobs_in_a_worker_not_in_the_sweeps_process(
+    cifar_root, tmp_path
+):
+    """n_jobs 1 (one GPU that holds one run; here launch.cpu_jobs=1): joblib would run the jobs
+    inside the launching process; they run one after another in one worker process instead."""
+    import os
+
+    pids = tmp_path / "pids"
+    result = run_cli(
+        "--multirun",
+        "hydra/launcher=parallel",
+        "launch.cpu_jobs=1",
+        "model.arch=plain,residual",
+        "model.depth=8",
+        *TINY,
+        *paths(tmp_path),
+        "+hydra.callbacks.pids._target_=pid_callback.ProcessIds",
+        f"+hydra.callbacks.pids.path={pids}",
+        env={
+            "RESDEG_CIFAR_ROOT": str(cifar_root),
+            "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]),
+        },
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "one job at a time, in a worker process: 2 jobs" in result.stdout + result.stderr
+    runs = summaries(tmp_path)
+    assert all(r["status"] == "complete" for r in runs.values()) and len(runs) == 2
+    spans = sorted((r["started_at"], r["finished_at"]) for r in runs.values())
+    assert spans[0][1] <= spans[1][0]  # one after another
+    written = [line.split() for line in pids.read_text().splitlines()]
+    (sweep,) = [pid for what, pid in written if what == "sweep"]
+    jobs = [pid for what, pid in written if what == "job"]
+    assert len(jobs) == 2 and sweep not in jobs and len(set(jobs)) == 1, written
 
 
 def test_gpu_slots_put_jobs_on_distinct_devices_with_a_faked_device_count(tmp_path):
@@ -208,8 +294,14 @@ def test_a_ddp_job_under_the_parallel_launcher_keeps_its_devices_and_holds_the_w
 
     monkeypatch.setattr(launch, "cuda_device_count", lambda: 8)
     monkeypatch.setattr(launch, "parallel_job", lambda: (True, 3))
-    cfg = OmegaConf.create({"trainer": {"accelerator": "auto", "strategy": "ddp", "devices": 8}, "data": {"name": "imagenet"},
-                            "launch": {"runs_per_gpu": 1}, "paths": {"results": str(tmp_path), "experiments": str(tmp_path)}})
+    cfg = OmegaConf.create(
+        {
+            "trainer": {"accelerator": "auto", "strategy": "ddp", "devices": 8},
+            "data": {"name": "imagenet"},
+            "launch": {"runs_per_gpu": 1},
+            "paths": {"results": str(tmp_path), "experiments": str(tmp_path)},
+        }
+    )
     with launch.job_devices(cfg) as devices:
         assert devices == 8
         with pytest.raises(TimeoutError):  # another job of the sweep finds no free GPU
@@ -245,7 +337,10 @@ def test_without_a_gpu_check_measurement_a_large_gpu_gets_several_cifar_runs(tmp
 def test_gpu_slot_is_freed_when_its_job_dies(tmp_path):
     from resdeg.launch import SlotClaim
 
-    code = f"from resdeg.launch import SlotClaim; c = SlotClaim({str(tmp_path)!r}, 0, 1, 1); print(c.device, flush=True); import time; time.sleep(60)"
+    code = (
+        f"from resdeg.launch import SlotClaim; c = SlotClaim({str(tmp_path)!r}, 0, 1, 1); "
+        "print(c.device, flush=True); import time; time.sleep(60)"
+    )
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "0"
     with pytest.raises(TimeoutError):
@@ -268,11 +363,12 @@ def slurm_launcher(tmp_path, *overrides: str) -> dict:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    import resdeg  # noqa: F401 - registers the config resolvers, as resdeg.train does
-
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose(config_name="config", return_hydra_config=True, overrides=[
-            "experiment=degradation_cifar", "hydra/launcher=slurm", *overrides, *paths(tmp_path)])
+        cfg = compose(
+            config_name="config",
+            return_hydra_config=True,
+            overrides=["experiment=degradation_cifar", "hydra/launcher=slurm", *overrides, *paths(tmp_path)],
+        )
     return OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
 
 
@@ -299,19 +395,29 @@ def test_a_cpu_cluster_needs_only_gpus_per_node_0(tmp_path):
     assert (cpu["tasks_per_node"], cpu["cpus_per_task"], cpu["mem_gb"]) == (1, 2, 8)
     gpu = slurm_launcher(tmp_path)  # the defaults: one GPU
     assert (gpu["gpus_per_node"], gpu["tasks_per_node"], gpu["cpus_per_task"], gpu["mem_gb"]) == (1, 1, 8, 32)
-    assert slurm_launcher(tmp_path, "hydra.launcher.gpus_per_node=0", "hydra.launcher.cpus_per_task=16")["cpus_per_task"] == 16
+    assert (
+        slurm_launcher(tmp_path, "hydra.launcher.gpus_per_node=0", "hydra.launcher.cpus_per_task=16")["cpus_per_task"]
+        == 16
+    )
 
 
 def test_makefile_selects_launchers_logger_seeds_and_force():
-    out = subprocess.run(["make", "-n", "sweep-degradation", "LAUNCHER=slurm", "SEEDS=0,1,2", "FORCE=1", "PROTOCOL=quick"],
-                         cwd=REPO, capture_output=True, text=True)
+    out = subprocess.run(
+        ["make", "-n", "sweep-degradation", "LAUNCHER=slurm", "SEEDS=0,1,2", "FORCE=1", "PROTOCOL=quick"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     assert "hydra/launcher=slurm" in out.stdout and "seed=0,1,2" in out.stdout and "force=true" in out.stdout
     assert "logger=wandb" in out.stdout
-    bad = subprocess.run(["make", "-n", "sweep-degradation", "LAUNCHER=cloud"], cwd=REPO, capture_output=True, text=True)
+    bad = subprocess.run(
+        ["make", "-n", "sweep-degradation", "LAUNCHER=cloud"], cwd=REPO, capture_output=True, text=True
+    )
     assert bad.returncode != 0 and "use auto, local, parallel or slurm" in bad.stderr
 
 
+@pytest.mark.slow
 def test_sweep_deep_gives_the_seeds_to_resnet_110_and_trains_one_resnet_1202(tmp_path):
     """The paper has five runs of ResNet-110 and one of ResNet-1202: SEEDS=0,1,2,3,4 must not
     train five ResNet-1202s (days on a CPU). Run through make with a Python that only notes
@@ -320,34 +426,66 @@ def test_sweep_deep_gives_the_seeds_to_resnet_110_and_trains_one_resnet_1202(tmp
     fake = tmp_path / "python"
     fake.write_text(f'#!/bin/sh\necho "$@" >> {noted}\n')
     fake.chmod(0o755)
-    out = subprocess.run(["make", "sweep-deep", f"PY={fake}", "LAUNCHER=local", "PROTOCOL=quick", "SEEDS=0,1,2,3,4",
-                          "LOGGER=none"], cwd=REPO, capture_output=True, text=True)
+    out = subprocess.run(
+        ["make", "sweep-deep", f"PY={fake}", "LAUNCHER=local", "PROTOCOL=quick", "SEEDS=0,1,2,3,4", "LOGGER=none"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     calls = noted.read_text().splitlines()
     assert len(calls) == 2 and all("experiment=deep_cifar" in c and "protocol=cifar_quick" in c for c in calls)
     assert "model.depth=110" in calls[0] and "seed=0,1,2,3,4" in calls[0]
     assert "model.depth=1202" in calls[1] and " seed=0 " in calls[1] and calls[1].count("seed=") == 1
-    out = subprocess.run(["make", "sweep-deep", f"PY={fake}", "LAUNCHER=local", "PROTOCOL=quick", "DEEP_DEPTHS=110"],
-                         cwd=REPO, capture_output=True, text=True)
+    out = subprocess.run(
+        ["make", "sweep-deep", f"PY={fake}", "LAUNCHER=local", "PROTOCOL=quick", "DEEP_DEPTHS=110"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0 and len(noted.read_text().splitlines()) == 3  # ResNet-110 alone
 
 
 # -- re-launch ----------------------------------------------------------------------------
-def test_relaunched_sweep_skips_the_finished_run_resumes_the_killed_one_and_starts_the_missing_one(cifar_root, tmp_path):
-    sweep = ["--multirun", "model.depth=8", "seed=0,1,2", "protocol=cifar_quick", "protocol.batch_size=32",
-             "protocol.iterations=40", "protocol.log_every=5", "protocol.eval_every=40", "protocol.checkpoint_every=5",
-             "protocol.schedule.warmup_iterations=5", "data.eval_batch_size=1000", "layer_responses=false",
-             *paths(tmp_path)]
+def test_relaunched_sweep_skips_the_finished_run_resumes_the_killed_one_and_starts_the_missing_one(
+    cifar_root, tmp_path
+):
+    sweep = [
+        "--multirun",
+        "model.depth=8",
+        "seed=0,1,2",
+        "protocol=cifar_quick",
+        "protocol.batch_size=32",
+        "protocol.iterations=40",
+        "protocol.log_every=5",
+        "protocol.eval_every=40",
+        "protocol.checkpoint_every=5",
+        "protocol.schedule.warmup_iterations=5",
+        "data.eval_batch_size=1000",
+        "layer_responses=false",
+        *paths(tmp_path),
+    ]
     env = {**os.environ, "RESDEG_CIFAR_ROOT": str(cifar_root), "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "resdeg.train", *sweep], cwd=REPO, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "resdeg.train", *sweep],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.time() + 300
     while time.time() < deadline:  # wait until seed 0 is complete and seed 1 has a checkpoint
         runs = summaries(tmp_path)
         done = [r for r in runs.values() if r["status"] == "complete"]
         second = [r for r in runs.values() if r["seed"] == 1]
-        if done and second and list((tmp_path / "experiments" / "checkpoints").rglob("*seed1*/last.ckpt")) \
-                and second[0].get("iteration", 0) >= 10:
+        if (
+            done
+            and second
+            and list((tmp_path / "experiments" / "checkpoints").rglob("*seed1*/last.ckpt"))
+            and second[0].get("iteration", 0) >= 10
+        ):
             break
         assert process.poll() is None, process.stdout.read()[-3000:]
         time.sleep(0.05)
@@ -361,8 +499,11 @@ def test_relaunched_sweep_skips_the_finished_run_resumes_the_killed_one_and_star
     output = again.stdout + again.stderr
     assert again.returncode == 0, output[-3000:]
     # said before the first job: what it will do, and how long it takes at the pace seed 0 measured
-    plan = re.search(r"this sweep: 3 runs: 1 skipped \(complete records\), 1 resumed, 1 trained from the start; "
-                     r"expected \d+ (s|min) of training one run after another", output)
+    plan = re.search(
+        r"this sweep: 3 runs: 1 skipped \(complete records\), 1 resumed, 1 trained from the start; "
+        r"expected \d+ (s|min) of training one run after another",
+        output,
+    )
     assert plan and output.index(plan.group(0)) < output.index("Launching 3 jobs") + 200, output[:3000]
     assert output.count("complete record exists") == 1  # seed 0 skipped...
     assert {p: p.read_text() for p in (tmp_path / "results").rglob("*seed0*/*")} == first_record  # ...untouched
@@ -409,11 +550,31 @@ def _stoppable_sweep(tmp: Path, stderr) -> subprocess.Popen:
 
     data = write_cifar_folder(tmp / "data")
     return subprocess.Popen(
-        [sys.executable, "-m", "resdeg.train", "-m", "hydra/launcher=basic", f"data.root={data}", "model.depth=8",
-         "protocol=cifar_quick", "protocol.iterations=2000", "protocol.batch_size=20", "protocol.log_every=2",
-         "protocol.eval_every=1000", "protocol.checkpoint_every=10", "protocol.schedule.warmup_iterations=1",
-         "layer_responses=false", "seed=0,1", *paths(tmp)],
-        cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        [
+            sys.executable,
+            "-m",
+            "resdeg.train",
+            "-m",
+            "hydra/launcher=basic",
+            f"data.root={data}",
+            "model.depth=8",
+            "protocol=cifar_quick",
+            "protocol.iterations=2000",
+            "protocol.batch_size=20",
+            "protocol.log_every=2",
+            "protocol.eval_every=1000",
+            "protocol.checkpoint_every=10",
+            "protocol.schedule.warmup_iterations=1",
+            "layer_responses=false",
+            "seed=0,1",
+            *paths(tmp),
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+    )
 
 
 def _the_one_stopped_run(tmp: Path) -> dict:
@@ -424,6 +585,7 @@ def _the_one_stopped_run(tmp: Path) -> dict:
     return record
 
 
+@pytest.mark.slow
 def test_a_dead_pipe_stops_the_whole_sweep_with_a_checkpoint_and_no_failed_run(tmp_path):
     """``make sweep-degradation | head -1`` (or ``| tee log`` with tee killed): the run stops at
     the end of its step with a checkpoint, the sweep stops with it (exit 2), and no later job is
@@ -444,6 +606,7 @@ def test_a_dead_pipe_stops_the_whole_sweep_with_a_checkpoint_and_no_failed_run(t
     assert "run the same command again to resume it" in said and "Logging error" not in said, said[-3000:]
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_whole_sweep_with_a_checkpoint_at_the_current_iteration(tmp_path):
     process = _stoppable_sweep(tmp_path, subprocess.STDOUT)
     while "it 4/2000" not in process.stdout.readline():
@@ -458,3 +621,25 @@ def test_ctrl_c_stops_the_whole_sweep_with_a_checkpoint_at_the_current_iteration
 
     assert checkpoint_iteration(last) == record["interrupted_at"]
     assert "run the same command again to resume it" in output and "Traceback" not in output
+
+
+def test_the_parallel_launcher_decides_its_job_count_as_the_sweep_starts(tmp_path, monkeypatch):
+    """``n_jobs: auto`` is composed as it is written and decided by the launcher at launch:
+    runs_per_gpu runs on each GPU, cpu_jobs without one; a number is taken as given."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from hydra_plugins.resdeg_parallel import decided_jobs
+    from resdeg import launch
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(
+            config_name="config",
+            return_hydra_config=True,
+            overrides=["hydra/launcher=parallel", "launch.runs_per_gpu=3", "launch.cpu_jobs=2", *paths(tmp_path)],
+        )
+    assert OmegaConf.to_container(cfg.hydra.launcher, resolve=True)["n_jobs"] == "auto"
+    monkeypatch.setattr(launch, "cuda_device_count", lambda: 4)
+    assert decided_jobs(cfg) == 12
+    monkeypatch.setattr(launch, "cuda_device_count", lambda: 0)
+    assert decided_jobs(cfg) == 2

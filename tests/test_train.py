@@ -7,9 +7,8 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
-from resdeg.train import train
-
 from conftest import REPO, run_cli, write_cifar_folder
+from resdeg.train import train
 
 
 def compose_config(*overrides: str):
@@ -96,9 +95,12 @@ def test_sweep_over_two_configs_writes_two_complete_records(cifar_root, tmp_path
         ("protocol=cifar_fast", "cifar_quick"),
     ],
 )
+@pytest.mark.slow
 def test_bad_input_gives_one_clear_message_and_no_record(tmp_path, override, message):
     data = write_cifar_folder(tmp_path / "data")
-    result = run_cli(override, f"data.root={data}", f"paths.results={tmp_path / 'results'}", f"paths.experiments={tmp_path / 'exp'}")
+    result = run_cli(
+        override, f"data.root={data}", f"paths.results={tmp_path / 'results'}", f"paths.experiments={tmp_path / 'exp'}"
+    )
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert message in output
@@ -106,10 +108,18 @@ def test_bad_input_gives_one_clear_message_and_no_record(tmp_path, override, mes
     assert not list((tmp_path / "results").rglob("summary.json"))
 
 
+@pytest.mark.slow
 def test_missing_data_names_where_to_put_it(tmp_path):
-    result = run_cli(f"data.root={tmp_path / 'nothing'}", f"paths.results={tmp_path / 'results'}", f"paths.experiments={tmp_path / 'exp'}")
+    result = run_cli(
+        f"data.root={tmp_path / 'nothing'}",
+        f"paths.results={tmp_path / 'results'}",
+        f"paths.experiments={tmp_path / 'exp'}",
+    )
     assert result.returncode == 2
-    assert "no CIFAR-10 found" in result.stdout + result.stderr and "cifar-10-python.tar.gz" in result.stdout + result.stderr
+    assert (
+        "no CIFAR-10 found" in result.stdout + result.stderr
+        and "cifar-10-python.tar.gz" in result.stdout + result.stderr
+    )
     assert not (tmp_path / "results").exists()
 
 
@@ -119,11 +129,20 @@ def test_changing_log_every_changes_no_training(cifar_root, tmp_path):
     histories = []
     for log_every in (2, 4):
         cfg = compose_config(
-            "model.depth=8", "protocol=cifar_paper_warmup", "protocol.iterations=12", "protocol.batch_size=32",
-            "protocol.schedule.warmup_error_below=100", "protocol.schedule.warmup_check_every=4",
-            f"protocol.log_every={log_every}", "protocol.eval_every=12", "protocol.checkpoint_every=12",
-            "data.eval_batch_size=1000", "layer_responses=false", f"data.root={cifar_root}",
-            f"paths.results={tmp_path / str(log_every)}", f"paths.experiments={tmp_path / 'e' / str(log_every)}",
+            "model.depth=8",
+            "protocol=cifar_paper_warmup",
+            "protocol.iterations=12",
+            "protocol.batch_size=32",
+            "protocol.schedule.warmup_error_below=100",
+            "protocol.schedule.warmup_check_every=4",
+            f"protocol.log_every={log_every}",
+            "protocol.eval_every=12",
+            "protocol.checkpoint_every=12",
+            "data.eval_batch_size=1000",
+            "layer_responses=false",
+            f"data.root={cifar_root}",
+            f"paths.results={tmp_path / str(log_every)}",
+            f"paths.experiments={tmp_path / 'e' / str(log_every)}",
         )
         summary = train(cfg)
         assert summary["status"] == "complete"
@@ -153,17 +172,26 @@ def test_a_training_step_reads_nothing_from_the_device(cifar_root, tmp_path):
     from resdeg.training.recorder import RunRecorder
 
     cfg = compose_config(
-        "model.depth=8", "protocol=cifar_quick", "protocol.iterations=24", "protocol.batch_size=32",
-        "protocol.log_every=8", "protocol.eval_every=12", "protocol.checkpoint_every=12",
-        "data.eval_batch_size=1000", f"data.root={cifar_root}",
+        "model.depth=8",
+        "protocol=cifar_quick",
+        "protocol.iterations=24",
+        "protocol.batch_size=32",
+        "protocol.log_every=8",
+        "protocol.eval_every=12",
+        "protocol.checkpoint_every=12",
+        "data.eval_batch_size=1000",
+        f"data.root={cifar_root}",
     )
     parts = build_parts(cfg)
     recorder = RunRecorder(tmp_path / "record", {"run_id": "resnet-8-A_seed0_x"}, "")
     recorder.start()
     reads = HostReadsPerIteration()
-    trainer = build_trainer(cfg, logger=[recorder], default_root_dir=str(tmp_path),
-                            callbacks=[*run_callbacks(cfg, "resnet-8-A", tmp_path / "ckpt", stream=_Terminal(),
-                                                     recorder=recorder), reads])
+    trainer = build_trainer(
+        cfg,
+        logger=[recorder],
+        default_root_dir=str(tmp_path),
+        callbacks=[*run_callbacks(cfg, "resnet-8-A", tmp_path / "ckpt", stream=_Terminal(), recorder=recorder), reads],
+    )
     trainer.fit(parts.module, datamodule=parts.datamodule)
     assert trainer.global_step == 24
     quiet = reads.quiet_iterations(8, 12)
@@ -209,8 +237,13 @@ def test_an_evaluation_reads_its_sums_from_the_device_once_not_per_batch(cifar_r
     from resdeg.build import build_parts, build_trainer
     from resdeg.training.host_reads import HostReadCounter
 
-    cfg = compose_config("model.depth=8", "protocol=cifar_quick", "data.eval_batch_size=1000", f"data.root={cifar_root}",
-                         "gradient_signals=false")
+    cfg = compose_config(
+        "model.depth=8",
+        "protocol=cifar_quick",
+        "data.eval_batch_size=1000",
+        f"data.root={cifar_root}",
+        "gradient_signals=false",
+    )
     parts = build_parts(cfg)
     trainer = build_trainer(cfg, logger=False, default_root_dir=str(tmp_path), enable_progress_bar=False)
     with HostReadCounter() as counter:

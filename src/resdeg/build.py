@@ -9,7 +9,6 @@ a benchmark times exactly what a sweep runs. The Trainer's values that come from
 from __future__ import annotations
 
 import os
-
 from dataclasses import dataclass
 
 import hydra
@@ -37,8 +36,10 @@ class RunParts:
     module: object  # resdeg.training.module.ClassifierModule
 
 
-def build_parts(cfg: DictConfig) -> RunParts:
-    """Data module, network and LightningModule of the run ``cfg`` describes."""
+def build_parts(cfg: DictConfig, run_id: str | None = None, evaluation_owed: bool = False) -> RunParts:
+    """Data module, network and LightningModule of the run ``cfg`` describes; ``run_id`` is
+    written into its checkpoints, ``evaluation_owed`` says a resumed run first redoes the
+    evaluation it was killed in (resdeg.record.decision.Decision.owes_evaluation)."""
     from resdeg.training.module import ClassifierModule
 
     datamodule = instantiate(cfg.data)
@@ -53,6 +54,8 @@ def build_parts(cfg: DictConfig) -> RunParts:
         channels_last=cfg.channels_last,
         give_up_at_chance_after=protocol.get("give_up_at_chance_after"),
         top5=getattr(datamodule, "top5", False),
+        run_id=run_id,
+        evaluation_owed=evaluation_owed,
     )
     compile_network(module.model, cfg.compile)
     return RunParts(datamodule, model, module)
@@ -72,7 +75,9 @@ def compile_mode(value) -> str | None:
         return "default"
     if value in COMPILE_MODES:
         return value
-    raise ResdegError(f"compile={value!r} is not a torch.compile setting: use false, true or one of {', '.join(COMPILE_MODES)}")
+    raise ResdegError(
+        f"compile={value!r} is not a torch.compile setting: use false, true or one of {', '.join(COMPILE_MODES)}"
+    )
 
 
 def compile_network(model, value) -> None:
@@ -86,8 +91,9 @@ def compile_network(model, value) -> None:
 
 def run_callbacks(cfg: DictConfig, run_name: str, checkpoints, stream=None, recorder=None) -> list:
     """The callbacks of a training run: progress (a bar on a terminal, lines elsewhere), the
-    periodic and last checkpoints (every ``protocol.checkpoint_every`` iterations and every
-    ``checkpoint_minutes``), the pre-emption checkpoint (SIGTERM, SIGUSR1, SIGUSR2), the pace (measured
+    periodic and last checkpoints (every ``protocol.checkpoint_every`` iterations), the pre-emption
+    checkpoint (SIGTERM, SIGUSR1, SIGUSR2, Ctrl-C) which also writes last.ckpt every
+    ``checkpoint_minutes`` (resdeg.training.preemption), the pace (measured
     images/s and the expected wall time, kept in the record), and where ``gradient_signals``
     asks, Section 4.1's forward and backward signals (resdeg.training.signals), written to
     the run record ``recorder`` (resdeg.training.recorder.RunRecorder) when there is one."""
@@ -96,44 +102,44 @@ def run_callbacks(cfg: DictConfig, run_name: str, checkpoints, stream=None, reco
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     from resdeg.launch import parallel_job
+    from resdeg.training.pace import Pace
     from resdeg.training.preemption import PreemptionCheckpoint
     from resdeg.training.progress import progress_callback
-    from resdeg.training.pace import Pace
     from resdeg.training.signals import GradientSignals
 
-    signals = [GradientSignals(cfg.protocol.eval_every, cfg.protocol.iterations, recorder.write_signals)] if (
-        cfg.get("gradient_signals") and recorder is not None) else []
+    signals = (
+        [GradientSignals(cfg.protocol.eval_every, cfg.protocol.iterations, recorder.write_signals)]
+        if (cfg.get("gradient_signals") and recorder is not None)
+        else []
+    )
 
     return [
-        progress_callback(run_name, every=cfg.protocol.log_every, stream=stream, parallel=parallel_job()[0]),
+        progress_callback(
+            run_name,
+            every=cfg.protocol.log_every,
+            stream=stream,
+            parallel=parallel_job()[0],
+            eval_every=cfg.protocol.eval_every,
+        ),
         # one last.ckpt per run, always the newest: without enable_version_counter=False a run
         # resumed from a pre-emption checkpoint (saved before any periodic one) wrote last-v1.ckpt
         # beside a stale last.ckpt, and the next resume went back to the stale one
-        ModelCheckpoint(dirpath=checkpoints, every_n_train_steps=cfg.protocol.checkpoint_every, save_last=True,
-                        enable_version_counter=False),
-        *wall_clock_checkpoint(cfg, checkpoints),
-        PreemptionCheckpoint(Path(checkpoints) / "last.ckpt"),
-        Pace(run_name, int(cfg.protocol.batch_size), int(cfg.protocol.eval_every),
-             update_record=recorder.update if recorder is not None else None),
+        ModelCheckpoint(
+            dirpath=checkpoints,
+            every_n_train_steps=cfg.protocol.checkpoint_every,
+            save_last=True,
+            enable_version_counter=False,
+        ),
+        # the pre-emption checkpoint, and last.ckpt every checkpoint_minutes whatever the iteration
+        PreemptionCheckpoint(Path(checkpoints) / "last.ckpt", checkpoint_minutes=cfg.get("checkpoint_minutes")),
+        Pace(
+            run_name,
+            int(cfg.protocol.batch_size),
+            int(cfg.protocol.eval_every),
+            update_record=recorder.update if recorder is not None else None,
+        ),
         *signals,
     ]
-
-
-def wall_clock_checkpoint(cfg: DictConfig, checkpoints) -> list:
-    """last.ckpt also every ``checkpoint_minutes`` of training, whatever the iteration: a kill no
-    signal announces (SIGKILL, power loss, a session's end) then costs at most that many
-    minutes. The periodic checkpoint is counted in iterations, and an iteration's cost varies
-    a thousandfold (ResNet-1202 on a 2-core CPU: 100 iterations take half an hour). Lightning
-    keeps the time on rank 0 and broadcasts the decision, so DDP processes save together."""
-    from datetime import timedelta
-
-    from lightning.pytorch.callbacks import ModelCheckpoint
-
-    minutes = cfg.get("checkpoint_minutes")
-    if minutes is None:
-        return []
-    return [ModelCheckpoint(dirpath=checkpoints, train_time_interval=timedelta(minutes=minutes), save_top_k=0,
-                            save_last=True, enable_version_counter=False)]
 
 
 def build_trainer(cfg: DictConfig, **kwargs):

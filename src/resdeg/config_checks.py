@@ -17,8 +17,20 @@ from resdeg import ResdegError
 from resdeg.devices import unusable_gpu
 
 # Lightning 2's precision values (lightning.fabric.connector); anything else fails deep inside the Trainer
-PRECISIONS = ("64-true", "64", "32-true", "32", "16-true", "bf16-true", "16-mixed", "bf16-mixed", "16", "bf16",
-              "transformer-engine", "transformer-engine-float16")
+PRECISIONS = (
+    "64-true",
+    "64",
+    "32-true",
+    "32",
+    "16-true",
+    "bf16-true",
+    "16-mixed",
+    "bf16-mixed",
+    "16",
+    "bf16",
+    "transformer-engine",
+    "transformer-engine-float16",
+)
 
 # CIFAR-10's training set; a held-out split (data.val_size) comes out of it
 CIFAR10_TRAIN_IMAGES = 50_000
@@ -71,10 +83,13 @@ def check_config(cfg: DictConfig) -> None:
         if key in protocol:
             _integer(cfg, f"protocol.{key}", 1)
     minutes = cfg.get("checkpoint_minutes")
-    if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, (int, float))
-                                or not math.isfinite(minutes) or minutes < 0):
-        raise ResdegError(f"checkpoint_minutes={minutes!r} must be a number of minutes of at least 0 "
-                          "(e.g. checkpoint_minutes=10), or null for checkpoints by iteration only")
+    if minutes is not None and (
+        isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not math.isfinite(minutes) or minutes < 0
+    ):
+        raise ResdegError(
+            f"checkpoint_minutes={minutes!r} must be a number of minutes of at least 0 "
+            "(e.g. checkpoint_minutes=10), or null for checkpoints by iteration only"
+        )
     _positive_number(cfg, "protocol.schedule.base_lr")
     for key in ("warmup_lr", "gamma"):
         if key in protocol.schedule:
@@ -90,14 +105,20 @@ def check_config(cfg: DictConfig) -> None:
         val_size = _integer(cfg, "data.val_size", 0)
         train_images = CIFAR10_TRAIN_IMAGES - val_size
         if train_images < 1:
-            raise ResdegError(f"data.val_size={val_size} leaves no training images: it must be below {CIFAR10_TRAIN_IMAGES}")
+            raise ResdegError(
+                f"data.val_size={val_size} leaves no training images: it must be below {CIFAR10_TRAIN_IMAGES}"
+            )
         classes = cfg.model.get("num_classes", CIFAR10_CLASSES)
         if classes != CIFAR10_CLASSES:
-            raise ResdegError(f"model.num_classes={classes!r} does not match CIFAR-10's {CIFAR10_CLASSES} classes: "
-                              f"leave it at {CIFAR10_CLASSES}")
+            raise ResdegError(
+                f"model.num_classes={classes!r} does not match CIFAR-10's {CIFAR10_CLASSES} classes: "
+                f"leave it at {CIFAR10_CLASSES}"
+            )
         if batch_size > train_images:
-            raise ResdegError(f"protocol.batch_size={batch_size} is larger than the {train_images} training images: "
-                              f"choose at most {train_images} (the paper's is 128)")
+            raise ResdegError(
+                f"protocol.batch_size={batch_size} is larger than the {train_images} training images: "
+                f"choose at most {train_images} (the paper's is 128)"
+            )
     devices = cfg.trainer.get("devices", 1)
     if isinstance(devices, int) and not isinstance(devices, bool) and devices == 0:
         raise ResdegError("trainer.devices=0 trains on no device: give a number of at least 1, or auto")
@@ -106,8 +127,10 @@ def check_config(cfg: DictConfig) -> None:
         import torch
 
         if not torch.cuda.is_available():
-            raise ResdegError(f"trainer.accelerator={accelerator} but no CUDA GPU is usable here "
-                              f"({unusable_gpu() or 'torch.cuda.is_available() is False'}): use trainer.accelerator=auto or cpu")
+            raise ResdegError(
+                f"trainer.accelerator={accelerator} but no CUDA GPU is usable here "
+                f"({unusable_gpu() or 'torch.cuda.is_available() is False'}): use trainer.accelerator=auto or cpu"
+            )
     elif accelerator == "auto" and cfg.get("protocol", {}).get("family") != "quick":
         # a GPU protocol on a machine whose GPU this torch cannot use would train on the CPU for days
         reason = unusable_gpu()
@@ -122,5 +145,7 @@ def check_config(cfg: DictConfig) -> None:
         compile_mode(cfg.compile)  # false, true or a torch.compile mode
     per_gpu = cfg.get("launch", {}).get("runs_per_gpu", 1)
     if str(per_gpu) != "auto" and (isinstance(per_gpu, bool) or not isinstance(per_gpu, int) or per_gpu < 1):
-        raise ResdegError(f"launch.runs_per_gpu={per_gpu!r} must be a whole number of at least 1, or auto "
-                          "(what make gpu-check measured best on this GPU)")
+        raise ResdegError(
+            f"launch.runs_per_gpu={per_gpu!r} must be a whole number of at least 1, or auto "
+            "(what make gpu-check measured best on this GPU)"
+        )

@@ -42,21 +42,29 @@ def quiet_libraries() -> None:
     # node): a run outside a SLURM job is local by choice, and hydra/launcher=slurm submits with srun
     warnings.filterwarnings("ignore", message=r"The `srun` command is available on your system but is not used")
     # torch 2.14 deprecates LeafSpec, which Lightning 2.6's _pytree still builds on every step
-    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
-                            category=FutureWarning, module=r"lightning\.pytorch\.utilities\._pytree")
+    warnings.filterwarnings(
+        "ignore",
+        message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+        category=FutureWarning,
+        module=r"lightning\.pytorch\.utilities\._pytree",
+    )
 
 
 def run_started(identity: dict, record: str, action: str, iteration: int, wandb_mode: str) -> None:
     how = f"resuming at iteration {iteration}" if action == "resume" else "starting"
-    log.info(f"{identity['name']} seed {identity['seed']}, protocol {identity['protocol']}: {how}; "
-             f"record {record}; W&B {wandb_mode}")
+    log.info(
+        f"{identity['name']} seed {identity['seed']}, protocol {identity['protocol']}: {how}; "
+        f"record {record}; W&B {wandb_mode}"
+    )
 
 
 def run_ended(identity: dict, status: str, final: dict | None, seconds: float, record: str) -> None:
     errors = ", ".join(f"{key.removesuffix('_error')} {value:.2f}%" for key, value in (final or {}).items())
     minutes, rest = divmod(round(seconds), 60)
-    log.info(f"{identity['name']} seed {identity['seed']}: {status}{' (error: ' + errors + ')' if errors else ''} "
-             f"in {minutes} min {rest:02d} s; record {record}")
+    log.info(
+        f"{identity['name']} seed {identity['seed']}: {status}{' (error: ' + errors + ')' if errors else ''} "
+        f"in {minutes} min {rest:02d} s; record {record}"
+    )
 
 
 def _quiet_on_dead_pipe(handle_error, record) -> None:
@@ -70,8 +78,10 @@ def output_to_stderr() -> None:
     """The reader of stdout is gone (``| tee log`` with tee ended): log lines go to stderr from
     now on, so the run's last lines still reach the terminal, and no write to the dead pipe
     prints a logging traceback."""
-    for logger in (logging.getLogger(), *(l for l in logging.root.manager.loggerDict.values()
-                                           if isinstance(l, logging.Logger))):
+    for logger in (
+        logging.getLogger(),
+        *(each for each in logging.root.manager.loggerDict.values() if isinstance(each, logging.Logger)),
+    ):
         for handler in logger.handlers:
             if isinstance(handler, logging.StreamHandler) and getattr(handler.stream, "fileno", None):
                 try:

@@ -46,6 +46,13 @@ def training_device(accelerator: str) -> str:
     return "cpu"
 
 
+def process_rank() -> int:
+    """This process's global rank: 0 unless it is one of the later processes of a DDP run."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return int(getattr(rank_zero_only, "rank", 0) or 0)
+
+
 def sync() -> None:
     """Wait for the GPU's queued work (a timing's end); nothing on a CPU."""
     import torch
@@ -72,11 +79,13 @@ def unusable_gpu() -> str | None:
         why = "torch.cuda.is_available() is False"
     except Exception as exc:  # noqa: BLE001 - its message is the diagnosis
         why = str(exc).strip().splitlines()[0]
-    return (f"an NVIDIA GPU is present ({', '.join(nodes) or smi}; driver {driver_version(smi)}) but torch "
-            f"{torch.__version__}, built for CUDA {torch.version.cuda}, cannot use it ({why}). Install the torch "
-            "build for a CUDA version this driver supports (pip install torch==<version> --index-url "
-            "https://download.pytorch.org/whl/cu<NNN>, with the torchvision built for it), or run on the CPU on "
-            "purpose: PROTOCOL=quick (make), protocol=cifar_quick or trainer.accelerator=cpu")
+    return (
+        f"an NVIDIA GPU is present ({', '.join(nodes) or smi}; driver {driver_version(smi)}) but torch "
+        f"{torch.__version__}, built for CUDA {torch.version.cuda}, cannot use it ({why}). Install the torch "
+        "build for a CUDA version this driver supports (pip install torch==<version> --index-url "
+        "https://download.pytorch.org/whl/cu<NNN>, with the torchvision built for it), or run on the CPU on "
+        "purpose: PROTOCOL=quick (make), protocol=cifar_quick or trainer.accelerator=cpu"
+    )
 
 
 def driver_version(smi: str | None) -> str:
@@ -87,8 +96,9 @@ def driver_version(smi: str | None) -> str:
             return found.group(1)
     if smi:
         try:
-            out = subprocess.run([smi, "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True,
-                                 text=True, timeout=20).stdout.split()
+            out = subprocess.run(
+                [smi, "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True, text=True, timeout=20
+            ).stdout.split()
             if out:
                 return out[0]
         except (OSError, subprocess.TimeoutExpired):

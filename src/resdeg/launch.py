@@ -8,8 +8,8 @@ it when the job ends or dies, so a killed sweep never leaves a GPU claimed. A jo
 preferred slot is taken tries the others and, when all are taken, waits for one.
 
 The device count is read at run time (``torch.cuda.device_count()``, which honours
-CUDA_VISIBLE_DEVICES), both for the launcher's number of parallel jobs (the
-``resdeg_parallel_jobs`` resolver in conf/hydra/launcher/parallel.yaml) and for the slots.
+CUDA_VISIBLE_DEVICES), both for the launcher's number of parallel jobs (``n_jobs: auto``,
+decided by hydra_plugins/resdeg_parallel as the sweep starts) and for the slots.
 On SLURM every job gets its own allocation, so no slot is claimed there.
 """
 
@@ -112,8 +112,15 @@ def slot_order(job_num: int, n_devices: int, runs_per_gpu: int) -> list[tuple[in
 class SlotClaim:
     """An exclusive claim on one GPU slot, held until ``release()`` (or the process ends)."""
 
-    def __init__(self, slot_dir: str | Path, job_num: int, n_devices: int, runs_per_gpu: int = 1,
-                 poll_seconds: float = 5.0, timeout: float | None = None):
+    def __init__(
+        self,
+        slot_dir: str | Path,
+        job_num: int,
+        n_devices: int,
+        runs_per_gpu: int = 1,
+        poll_seconds: float = 5.0,
+        timeout: float | None = None,
+    ):
         self.slot_dir = Path(slot_dir)
         self.slot_dir.mkdir(parents=True, exist_ok=True)
         self.device: int | None = None
@@ -146,14 +153,15 @@ class SlotClaim:
 
 
 def parallel_job() -> tuple[bool, int]:
-    """(whether this job was started by the parallel joblib launcher, its job number)."""
+    """(whether this job was started by the parallel launcher, its job number)."""
     from hydra.core.hydra_config import HydraConfig
 
     if not HydraConfig.initialized():
         return False, 0
     hydra_cfg = HydraConfig.get()
     target = str(hydra_cfg.launcher.get("_target_", ""))
-    return "joblib" in target.lower(), int(hydra_cfg.job.get("num", 0) or 0)
+    # resdeg's own (hydra_plugins.resdeg_parallel), or Hydra's joblib launcher named directly
+    return "resdeg_parallel" in target or "joblib" in target.lower(), int(hydra_cfg.job.get("num", 0) or 0)
 
 
 class NodeClaim:
@@ -187,7 +195,9 @@ def job_devices(cfg):
         return
     per_gpu = runs_per_gpu(cfg.launch.runs_per_gpu, Path(cfg.paths.results) / "bench", str(cfg.data.name))
     if "ddp" in str(cfg.trainer.get("strategy", "")):
-        log.info(f"job {job_num}: DDP over trainer.devices={cfg.trainer.devices}; waiting for all {gpus} GPU(s) to be free")
+        log.info(
+            f"job {job_num}: DDP over trainer.devices={cfg.trainer.devices}; waiting for all {gpus} GPU(s) to be free"
+        )
         node = NodeClaim(Path(cfg.paths.experiments) / "gpu_slots", gpus, per_gpu)
         try:
             yield cfg.trainer.devices
@@ -200,7 +210,6 @@ def job_devices(cfg):
         yield [claim.device]
     finally:
         claim.release()
-
 
 
 # What Lightning's own DDP launcher sets in the first process's environment for the processes
@@ -278,7 +287,9 @@ class SweepOutcome(Callback):
         path = Path(config.hydra.sweep.dir) / NOT_COMPLETE_FILE
         lines = path.read_text().splitlines() if path.is_file() else []
         if lines:
-            log.error(f"{len(lines)} job(s) of this sweep did not complete (listed in {path}):\n  " + "\n  ".join(lines))
+            log.error(
+                f"{len(lines)} job(s) of this sweep did not complete (listed in {path}):\n  " + "\n  ".join(lines)
+            )
             sys.exit(2)
 
 

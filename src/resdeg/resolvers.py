@@ -1,8 +1,9 @@
 """Config resolvers: small functions that configs call as ``${name:args}``.
 
 They must exist before Hydra resolves a config, in the launching process and in every
-parallel worker, so the package registers them on import (``resdeg/__init__.py``); the
-functions they call are imported only when a config uses them.
+worker of a sweep: the entry points register them (resdeg.train, whose module every sweep
+worker imports to run its job, and the benchmarks). Each is arithmetic on config values: none
+reads a file or imports the package's models, data or training.
 """
 
 from __future__ import annotations
@@ -28,22 +29,7 @@ def with_gpus(gpus: int, with_gpus, without_gpus):
     return with_gpus if int(gpus or 0) > 0 else without_gpus
 
 
-def _parallel_jobs(runs_per_gpu, cpu_jobs: int, results: str = "results", dataset: str = "cifar10") -> int:
-    from pathlib import Path
-
-    from resdeg.launch import parallel_jobs, runs_per_gpu as resolve
-
-    return parallel_jobs(resolve(runs_per_gpu, Path(results) / "bench", dataset), cpu_jobs)
-
-
-def _imagenet_paper_option(depth: int) -> str:
-    from resdeg.models.shortcuts import imagenet_paper_option
-
-    return imagenet_paper_option(depth)
-
-
-RESOLVERS = {"percent_of": percent_of, "times": times, "with_gpus": with_gpus, "resdeg_parallel_jobs": _parallel_jobs,
-             "imagenet_paper_option": _imagenet_paper_option}
+RESOLVERS = {"percent_of": percent_of, "times": times, "with_gpus": with_gpus}
 
 
 def register_resolvers() -> None:

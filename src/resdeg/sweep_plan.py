@@ -102,8 +102,16 @@ def planned_runs(config: DictConfig) -> list[PlannedRun]:
         else:
             action = "train"
         left = max(0, iterations - done)
-        runs.append(PlannedRun(identity["name"], identity["dataset"], action, left, int(cfg.protocol.batch_size),
-                               left // eval_every + (1 if left and iterations % eval_every else 0)))
+        runs.append(
+            PlannedRun(
+                identity["name"],
+                identity["dataset"],
+                action,
+                left,
+                int(cfg.protocol.batch_size),
+                left // eval_every + (1 if left and iterations % eval_every else 0),
+            )
+        )
     return runs
 
 
@@ -130,8 +138,10 @@ def measured_pace(results: Path) -> dict[tuple[str, str], tuple[float, float | N
 
 def describe(runs: list[PlannedRun], pace: dict, launcher: str) -> str:
     counts = {action: sum(r.action == action for r in runs) for action in ("skip", "resume", "train")}
-    line = (f"this sweep: {len(runs)} runs: {counts['skip']} skipped (complete records), {counts['resume']} resumed, "
-            f"{counts['train']} trained from the start")
+    line = (
+        f"this sweep: {len(runs)} runs: {counts['skip']} skipped (complete records), {counts['resume']} resumed, "
+        f"{counts['train']} trained from the start"
+    )
     to_run = [r for r in runs if r.action != "skip"]
     if not to_run:
         return line + "; nothing to train"
@@ -142,10 +152,13 @@ def describe(runs: list[PlannedRun], pace: dict, launcher: str) -> str:
             seconds += run.iterations_left * run.batch_size / rate + run.evaluations_left * (per_eval or 0.0)
     one_after_another = "BasicLauncher" in launcher
     if seconds:
-        line += (f"; expected {_duration(seconds)} of training{' one run after another' if one_after_another else ' (summed over jobs run side by side)'}"
-                 f" at the pace earlier records of these nets measured")
+        how = "one run after another" if one_after_another else "(summed over jobs run side by side)"
+        line += f"; expected {_duration(seconds)} of training {how} at the pace earlier records of these nets measured"
     if unknown:
-        line += f"; no record has measured {', '.join(unknown)} yet (each run says its expected time after its first iterations)"
+        line += (
+            f"; no record has measured {', '.join(unknown)} yet "
+            "(each run says its expected time after its first iterations)"
+        )
     return line
 
 

@@ -16,9 +16,10 @@ from typing import Any, Sequence
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
+from omegaconf import OmegaConf
+
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher, log
-from omegaconf import OmegaConf
 
 
 class ResdegSlurmLauncher(SlurmLauncher):
@@ -30,11 +31,19 @@ class ResdegSlurmLauncher(SlurmLauncher):
         assert self.config is not None
         # the executor and the array, as hydra_submitit_launcher 1.2's SlurmLauncher.launch builds them
         init_keys = {"max_num_timeout", "submitit_folder"}
-        executor = submitit.AutoExecutor(cluster=self._EXECUTOR, folder=self.params["submitit_folder"],
-                                         **{f"{self._EXECUTOR}_max_num_timeout": self.params["max_num_timeout"]})
+        executor = submitit.AutoExecutor(
+            cluster=self._EXECUTOR,
+            folder=self.params["submitit_folder"],
+            **{f"{self._EXECUTOR}_max_num_timeout": self.params["max_num_timeout"]},
+        )
         queue_keys = set(OmegaConf.structured(BaseQueueConf).keys())
-        executor.update_parameters(**{key if key in queue_keys else f"{self._EXECUTOR}_{key}": value
-                                      for key, value in self.params.items() if key not in init_keys})
+        executor.update_parameters(
+            **{
+                key if key in queue_keys else f"{self._EXECUTOR}_{key}": value
+                for key, value in self.params.items()
+                if key not in init_keys
+            }
+        )
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         log.info(f"Submitit '{self._EXECUTOR}' sweep output dir : {sweep_dir}")

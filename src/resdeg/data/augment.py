@@ -26,7 +26,9 @@ def pad_crop_flip(images: torch.Tensor, padding: int = 4, generator: torch.Gener
     device = images.device
     draw_on = generator.device if generator is not None else device
     padded = F.pad(images, (padding, padding, padding, padding))
-    offsets = torch.randint(0, 2 * padding + 1, (2, n), device=draw_on, generator=generator).to(device, non_blocking=True)
+    offsets = torch.randint(0, 2 * padding + 1, (2, n), device=draw_on, generator=generator).to(
+        device, non_blocking=True
+    )
     flips = torch.rand(n, device=draw_on, generator=generator).lt(0.5).to(device, non_blocking=True)
     rows = offsets[0].view(n, 1) + torch.arange(h, device=device).view(1, h)  # (n, h)
     cols = offsets[1].view(n, 1) + torch.arange(w, device=device).view(1, w)  # (n, w)

@@ -16,7 +16,6 @@ Two training pipelines give the same distribution of crops and flips:
 
 from __future__ import annotations
 
-
 import lightning.pytorch as pl
 import numpy as np
 import torch
@@ -188,11 +187,18 @@ class CIFAR10DataModule(pl.LightningDataModule):
     def train_dataloader(self):
         if self.loader == "tensor":
             return TrainBatchStream(
-                self.train_images, self.train_labels, self.batch_size, self.augment, self.padding, self.seed,
+                self.train_images,
+                self.train_labels,
+                self.batch_size,
+                self.augment,
+                self.padding,
+                self.seed,
                 start_iteration=self._current_iteration,
             )
-        dataset = PerImageAugmented(self.train_images, self.train_labels, self.padding) if self.augment else TensorDataset(
-            self.train_images, self.train_labels
+        dataset = (
+            PerImageAugmented(self.train_images, self.train_labels, self.padding)
+            if self.augment
+            else TensorDataset(self.train_images, self.train_labels)
         )
         return DataLoader(
             dataset,

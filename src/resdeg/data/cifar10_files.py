@@ -49,7 +49,9 @@ def _unpickle(raw: bytes, name: str, origin: str) -> tuple[np.ndarray, np.ndarra
         data = np.asarray(batch["data"])
         labels = np.asarray(batch["labels"] if "labels" in batch else batch["fine_labels"], dtype=np.int64)
     except Exception as exc:  # truncated file, not a pickle, missing keys
-        raise ResdegError(f"CIFAR-10 batch {name} in {origin} cannot be read ({exc}); replace the copy: {HOW_TO_FIX}")
+        raise ResdegError(
+            f"CIFAR-10 batch {name} in {origin} cannot be read ({exc}); replace the copy: {HOW_TO_FIX}"
+        ) from None
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
         raise ResdegError(
             f"CIFAR-10 batch {name} in {origin} has data of shape {data.shape} and dtype {data.dtype}; "
@@ -100,12 +102,16 @@ def read_archive(archive: Path) -> Cifar10Arrays:
 
             def read(name: str) -> bytes:
                 if name not in members:
-                    raise ResdegError(f"{archive} holds no {FOLDER_NAME}/{name}: the archive is incomplete; {HOW_TO_FIX}")
+                    raise ResdegError(
+                        f"{archive} holds no {FOLDER_NAME}/{name}: the archive is incomplete; {HOW_TO_FIX}"
+                    )
                 return tar.extractfile(members[name]).read()
 
             return _read_batches(read, str(archive))
     except (tarfile.TarError, EOFError, OSError, io.UnsupportedOperation) as exc:
-        raise ResdegError(f"{archive} is not a readable .tar.gz ({exc}): it is truncated or corrupt; {HOW_TO_FIX}")
+        raise ResdegError(
+            f"{archive} is not a readable .tar.gz ({exc}): it is truncated or corrupt; {HOW_TO_FIX}"
+        ) from None
 
 
 def download_official(root: Path) -> Path:
@@ -118,7 +124,9 @@ def download_official(root: Path) -> Path:
         # checked below rather than by download_url, whose refusal does not say what failed
         download_url(OFFICIAL_URL, str(root), ARCHIVE_NAME)
     except Exception as exc:
-        raise ResdegError(f"downloading CIFAR-10 from {OFFICIAL_URL} into {root} failed ({exc}); {HOW_TO_FIX}")
+        raise ResdegError(
+            f"downloading CIFAR-10 from {OFFICIAL_URL} into {root} failed ({exc}); {HOW_TO_FIX}"
+        ) from None
     if not check_integrity(str(archive), OFFICIAL_MD5):
         archive.unlink(missing_ok=True)
         raise ResdegError(

@@ -110,8 +110,10 @@ class TrainBatchSampler:
 def list_tree(root: Path, num_classes: int) -> dict[str, int]:
     """Check the ImageFolder layout before anything is built; one message naming the fix.
     Returns the number of images of each split."""
-    layout = ("point data.root (or RESDEG_IMAGENET_ROOT) at a folder holding train/ and val/, each with one "
-              "sub-folder per class holding its images (the ImageFolder layout)")
+    layout = (
+        "point data.root (or RESDEG_IMAGENET_ROOT) at a folder holding train/ and val/, each with one "
+        "sub-folder per class holding its images (the ImageFolder layout)"
+    )
     if not root.is_dir():
         raise ResdegError(f"no ImageNet found at {root}: {layout}")
     classes, images = {}, {}
@@ -129,11 +131,15 @@ def list_tree(root: Path, num_classes: int) -> dict[str, int]:
             raise ResdegError(f"{folder} has class folders without images ({', '.join(empty[:5])}): {layout}")
     if classes["train"] != classes["val"]:
         only = sorted(set(classes["train"]) ^ set(classes["val"]))
-        raise ResdegError(f"train/ and val/ under {root} have different classes ({', '.join(only[:5])}...): "
-                          "each split needs the same class folders")
+        raise ResdegError(
+            f"train/ and val/ under {root} have different classes ({', '.join(only[:5])}...): "
+            "each split needs the same class folders"
+        )
     if len(classes["train"]) != num_classes:
-        raise ResdegError(f"{root} has {len(classes['train'])} classes but data.num_classes={num_classes}: "
-                          f"set data.num_classes={len(classes['train'])} (the model's output follows it) or fix the tree")
+        raise ResdegError(
+            f"{root} has {len(classes['train'])} classes but data.num_classes={num_classes}: "
+            f"set data.num_classes={len(classes['train'])} (the model's output follows it) or fix the tree"
+        )
     return images
 
 
@@ -193,8 +199,10 @@ class ImageNetDataModule(pl.LightningDataModule):
         images = list_tree(self.root, self.num_classes)
         # refused here, before any record is written (resdeg.train calls this first)
         if images["train"] < self.batch_size:
-            raise ResdegError(f"{self.root / 'train'} holds {images['train']} images, fewer than one batch of "
-                              f"{self.batch_size}: lower protocol.batch_size or add images")
+            raise ResdegError(
+                f"{self.root / 'train'} holds {images['train']} images, fewer than one batch of "
+                f"{self.batch_size}: lower protocol.batch_size or add images"
+            )
 
     # -- the pieces --------------------------------------------------------------------
     def _workers(self) -> int:
@@ -222,7 +230,9 @@ class ImageNetDataModule(pl.LightningDataModule):
     def _compute_mean_image(self) -> torch.Tensor:
         from torchvision.datasets import ImageFolder
 
-        key = hashlib.sha1(f"{self.root.absolute()}|{self.mean_images}|{self.eval_resize}|{self.crop}".encode()).hexdigest()[:10]
+        key = hashlib.sha1(
+            f"{self.root.absolute()}|{self.mean_images}|{self.eval_resize}|{self.crop}".encode()
+        ).hexdigest()[:10]
         cached = self.cache_dir / f"imagenet_mean_{key}.pt"
         if cached.is_file():
             return torch.load(cached)
@@ -249,13 +259,19 @@ class ImageNetDataModule(pl.LightningDataModule):
             return
         rank, world = self._rank_world()
         if self.batch_size % world:
-            raise ResdegError(f"the global batch {self.batch_size} does not split evenly over {world} processes: "
-                              "choose trainer.devices dividing it")
+            raise ResdegError(
+                f"the global batch {self.batch_size} does not split evenly over {world} processes: "
+                "choose trainer.devices dividing it"
+            )
         self.mean_image = self._compute_mean_image()
         subtract = SubtractMean(self.mean_image)
         if self.augment:
-            train_steps = [v2.RandomShortestSize(list(range(self.scale[0], self.scale[1] + 1))),
-                           v2.RandomCrop(self.crop), v2.RandomHorizontalFlip(), *to_float()]
+            train_steps = [
+                v2.RandomShortestSize(list(range(self.scale[0], self.scale[1] + 1))),
+                v2.RandomCrop(self.crop),
+                v2.RandomHorizontalFlip(),
+                *to_float(),
+            ]
             if self.colour_augment:
                 train_steps.append(PCALighting(self.lighting_std))
         else:
@@ -263,10 +279,14 @@ class ImageNetDataModule(pl.LightningDataModule):
         self.train_set = ImageFolder(self.root / "train", transform=v2.Compose([*train_steps, subtract]))
         self.val_set = ImageFolder(self.root / "val", transform=self._centre_transform())
         self.val_10crop_set = ImageFolder(
-            self.root / "val", transform=v2.Compose([v2.Resize(self.eval_resize), *to_float(), TenCrops(self.crop), subtract]))
+            self.root / "val",
+            transform=v2.Compose([v2.Resize(self.eval_resize), *to_float(), TenCrops(self.crop), subtract]),
+        )
         if len(self.train_set) < self.batch_size:
-            raise ResdegError(f"{self.root / 'train'} holds {len(self.train_set)} images, fewer than one batch of "
-                              f"{self.batch_size}: lower protocol.batch_size or add images")
+            raise ResdegError(
+                f"{self.root / 'train'} holds {len(self.train_set)} images, fewer than one batch of "
+                f"{self.batch_size}: lower protocol.batch_size or add images"
+            )
 
     @property
     def eval_image_count(self) -> int:
@@ -291,12 +311,15 @@ class ImageNetDataModule(pl.LightningDataModule):
 
     def _loader(self, dataset, **kwargs) -> DataLoader:
         workers = self._workers()
-        return DataLoader(dataset, num_workers=workers, pin_memory=torch.cuda.is_available(),
-                          persistent_workers=workers > 0, **kwargs)
+        return DataLoader(
+            dataset, num_workers=workers, pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0, **kwargs
+        )
 
     def train_dataloader(self) -> DataLoader:
         rank, world = self._rank_world()
-        sampler = TrainBatchSampler(len(self.train_set), self.batch_size, self.seed, rank, world, self._current_iteration)
+        sampler = TrainBatchSampler(
+            len(self.train_set), self.batch_size, self.seed, rank, world, self._current_iteration
+        )
         return self._loader(self.train_set, batch_sampler=sampler)
 
     def _eval_loader(self, dataset, batch_size: int) -> DataLoader:

@@ -13,7 +13,7 @@ from torch import nn
 
 from resdeg import ResdegError
 from resdeg.models.blocks import BasicBlock, StagedNet, conv3x3
-from resdeg.models.shortcuts import SHORTCUT_OPTIONS, make_shortcut
+from resdeg.models.shortcuts import SHORTCUT_OPTIONS, chosen_option, make_shortcut
 
 ARCHS = ("plain", "residual")
 PAPER_DEPTHS = (20, 32, 44, 56, 110, 1202)
@@ -43,6 +43,7 @@ class CifarNet(StagedNet):
     """
 
     def __init__(self, arch: str = "residual", depth: int = 20, shortcut: str = "A", num_classes: int = 10):
+        shortcut = chosen_option(shortcut, "cifar10", depth)
         check_arch(arch)
         n = blocks_per_stage(depth)
         if shortcut not in SHORTCUT_OPTIONS:

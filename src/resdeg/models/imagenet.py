@@ -24,7 +24,7 @@ from torch import nn
 from resdeg import ResdegError
 from resdeg.models.blocks import BasicBlock, Bottleneck, StagedNet
 from resdeg.models.cifar import check_arch
-from resdeg.models.shortcuts import SHORTCUT_OPTIONS, make_shortcut
+from resdeg.models.shortcuts import PAPER_OPTION, SHORTCUT_OPTIONS, chosen_option, make_shortcut
 
 # depth -> (block, blocks per stage), Table 1
 LAYOUTS = {
@@ -40,12 +40,13 @@ STAGE_WIDTHS = (64, 128, 256, 512)
 class ImageNetNet(StagedNet):
     """Plain or residual ImageNet network of depth 18, 34, 50, 101 or 152."""
 
-    def __init__(self, arch: str = "residual", depth: int = 34, shortcut: str = "A", num_classes: int = 1000):
+    def __init__(self, arch: str = "residual", depth: int = 34, shortcut: str = PAPER_OPTION, num_classes: int = 1000):
         check_arch(arch)
         if depth not in LAYOUTS:
             raise ResdegError(
                 f"unknown ImageNet depth {depth!r}: choose one of {', '.join(map(str, LAYOUTS))} (e.g. model.depth=34)"
             )
+        shortcut = chosen_option(shortcut, "imagenet", depth)
         if shortcut not in SHORTCUT_OPTIONS:
             make_shortcut(shortcut, 1, 1, 1)  # raises the listing message
         block, counts = LAYOUTS[depth]

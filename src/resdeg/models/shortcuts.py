@@ -15,12 +15,16 @@ A plain network is the same stack of blocks with no shortcut at all (``shortcut=
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from resdeg import ResdegError
 
 SHORTCUT_OPTIONS = ("A", "B", "C")
+
+
+# ``shortcut: paper``: the option the paper trains that net with (conf/model/imagenet.yaml's default)
+PAPER_OPTION = "paper"
 
 
 def imagenet_paper_option(depth: int) -> str:
@@ -29,6 +33,15 @@ def imagenet_paper_option(depth: int) -> str:
     (option A)", Table 2), B for the bottleneck nets of 50, 101 and 152 layers ("We use
     option B for increasing dimensions", Section 4.1, Deeper Bottleneck Architectures)."""
     return "B" if int(depth) >= 50 else "A"
+
+
+def chosen_option(shortcut: str, dataset: str, depth: int) -> str:
+    """The option a net is built with: ``shortcut``, or for ``paper`` the paper's own choice:
+    on CIFAR-10 A ("we use identity shortcuts in all cases (i.e., option A)", Section 4.2), on
+    ImageNet by depth (imagenet_paper_option)."""
+    if shortcut != PAPER_OPTION:
+        return shortcut
+    return imagenet_paper_option(depth) if dataset == "imagenet" else "A"
 
 
 class ZeroPadShortcut(nn.Module):
@@ -72,8 +85,7 @@ def make_shortcut(option: str, in_channels: int, out_channels: int, stride: int)
     """The shortcut of one residual block under option A, B or C."""
     if option not in SHORTCUT_OPTIONS:
         raise ResdegError(
-            f"unknown shortcut option {option!r}: choose one of {', '.join(SHORTCUT_OPTIONS)} "
-            "(e.g. model.shortcut=A)"
+            f"unknown shortcut option {option!r}: choose one of {', '.join(SHORTCUT_OPTIONS)} (e.g. model.shortcut=A)"
         )
     dimensions_change = stride != 1 or in_channels != out_channels
     if option == "C" or (option == "B" and dimensions_change):

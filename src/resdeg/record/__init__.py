@@ -15,6 +15,20 @@ the report and the W&B importer import from here; this package imports none of t
 """
 
 from resdeg.record.schema import (  # noqa: F401 - the record's public interface
-    HISTORY_COLUMNS, IDENTITY_FIELDS, LAYER_RESPONSE_COLUMNS, SCHEMA_VERSION, SIGNAL_COLUMNS, STATUSES, REPORT_COLUMNS,
-    history_csv, is_record, now_iso, parse_summary, read_history, read_signals, read_summary, summary_json, write_atomic,
+    HISTORY_COLUMNS,
+    IDENTITY_FIELDS,
+    LAYER_RESPONSE_COLUMNS,
+    REPORT_COLUMNS,
+    SCHEMA_VERSION,
+    SIGNAL_COLUMNS,
+    STATUSES,
+    history_csv,
+    is_record,
+    now_iso,
+    parse_summary,
+    read_history,
+    read_signals,
+    read_summary,
+    summary_json,
+    write_atomic,
 )

@@ -46,7 +46,9 @@ class Decision:
         run killed during it resumes owing it: it is redone first (its record rows, and the
         plateau schedule's observation on ImageNet), as the uninterrupted run had it. The last
         iteration's evaluation is the end of training's own."""
-        return self.action == "resume" and self.iteration % int(eval_every) == 0 and 0 < self.iteration < int(iterations)
+        return (
+            self.action == "resume" and self.iteration % int(eval_every) == 0 and 0 < self.iteration < int(iterations)
+        )
 
 
 # how long a later process waits for the first one's decision (it reads a record and a checkpoint)
@@ -64,8 +66,14 @@ def launch_key() -> str | None:
     return None
 
 
-def decide(folders: RunFolders, name: str, force: bool, rank: int = 0,
-           timeout_s: float = HANDOFF_TIMEOUT_S, log_every: int | None = None) -> Decision:
+def decide(
+    folders: RunFolders,
+    name: str,
+    force: bool,
+    rank: int = 0,
+    timeout_s: float = HANDOFF_TIMEOUT_S,
+    log_every: int | None = None,
+) -> Decision:
     try:
         previous = read_summary(folders.record)
     except ResdegError:
@@ -76,8 +84,10 @@ def decide(folders: RunFolders, name: str, force: bool, rank: int = 0,
         decision = _handed_decision(folders, name, rank, previous, timeout_s)
         if decision is not None:
             return decision
-        log.warning(f"{name}: process {rank} has no decision from the first process (not started by Lightning, "
-                    "srun or torchrun); it decides from the record and checkpoints itself")
+        log.warning(
+            f"{name}: process {rank} has no decision from the first process (not started by Lightning, "
+            "srun or torchrun); it decides from the record and checkpoints itself"
+        )
     decision = _decide(folders, name, force, previous)
     if decision.action == "resume" and log_every:
         check_history_covers(folders.record, name, decision.iteration, log_every)
@@ -91,12 +101,22 @@ def decide(folders: RunFolders, name: str, force: bool, rank: int = 0,
         folders.decisions.mkdir(parents=True, exist_ok=True)
         for old in folders.decisions.glob("*.json"):  # earlier launches' decisions
             old.unlink(missing_ok=True)
-        write_atomic(folders.decisions / f"{key}.json", json.dumps(
-            {"action": decision.action, "checkpoint": str(decision.checkpoint or ""), "iteration": decision.iteration}))
+        write_atomic(
+            folders.decisions / f"{key}.json",
+            json.dumps(
+                {
+                    "action": decision.action,
+                    "checkpoint": str(decision.checkpoint or ""),
+                    "iteration": decision.iteration,
+                }
+            ),
+        )
     return decision
 
 
-def _handed_decision(folders: RunFolders, name: str, rank: int, previous: dict | None, timeout_s: float) -> Decision | None:
+def _handed_decision(
+    folders: RunFolders, name: str, rank: int, previous: dict | None, timeout_s: float
+) -> Decision | None:
     """The first process's decision: from its file where srun or torchrun started the processes
     side by side, else from the environment (Lightning's launcher started this process after
     deciding); None where neither applies. Under srun the environment is the submitting
@@ -110,8 +130,10 @@ def _handed_decision(folders: RunFolders, name: str, rank: int, previous: dict |
         deadline = time.monotonic() + timeout_s
         while not path.is_file():
             if time.monotonic() > deadline:
-                raise ResdegError(f"{name}: process {rank} waited {timeout_s:.0f} s for the first process's decision "
-                                  f"({path}); is process 0 of this launch running?")
+                raise ResdegError(
+                    f"{name}: process {rank} waited {timeout_s:.0f} s for the first process's decision "
+                    f"({path}); is process 0 of this launch running?"
+                )
             time.sleep(0.2)
         handed_json = json.loads(path.read_text())
         action, checkpoint = handed_json["action"], handed_json["checkpoint"]
@@ -119,8 +141,10 @@ def _handed_decision(folders: RunFolders, name: str, rank: int, previous: dict |
         return None
     path = Path(checkpoint) if checkpoint else None
     decision = Decision(action, previous, path, checkpoint_iteration(path) if path else 0)
-    log.info(f"{name}: process {rank} takes the first process's decision: {action}"
-             + (f" from {path.name} (iteration {decision.iteration})" if path else ""))
+    log.info(
+        f"{name}: process {rank} takes the first process's decision: {action}"
+        + (f" from {path.name} (iteration {decision.iteration})" if path else "")
+    )
     return decision
 
 
@@ -131,8 +155,11 @@ def _decide(folders: RunFolders, name: str, force: bool, previous: dict | None) 
         decision = Decision("skip", previous)
     else:
         checkpoint = readable_checkpoint(folders.checkpoints, name)
-        decision = (Decision("resume", previous, checkpoint, checkpoint_iteration(checkpoint)) if checkpoint
-                    else Decision("fresh", previous))
+        decision = (
+            Decision("resume", previous, checkpoint, checkpoint_iteration(checkpoint))
+            if checkpoint
+            else Decision("fresh", previous)
+        )
     return decision
 
 
@@ -143,21 +170,27 @@ def check_history_covers(record: Path, name: str, iteration: int, log_every: int
     never come back, and the completed record would look whole."""
     expected = (iteration - 1) // log_every * log_every if iteration > 0 else 0
     history = Path(record) / "history.csv"
-    fix = ("restore history.csv (from git or a backup), or rerun with force=true to train the run afresh "
-           "(its checkpoints are then deleted)")
+    fix = (
+        "restore history.csv (from git or a backup), or rerun with force=true to train the run afresh "
+        "(its checkpoints are then deleted)"
+    )
     if not history.is_file():
         if iteration > 0:
-            raise ResdegError(f"{name}: the record {record} has no history.csv, but its checkpoint is at iteration "
-                              f"{iteration}: resuming would lose every row before it. {fix.capitalize()}")
+            raise ResdegError(
+                f"{name}: the record {record} has no history.csv, but its checkpoint is at iteration "
+                f"{iteration}: resuming would lose every row before it. {fix.capitalize()}"
+            )
         return
     if expected < log_every:
         return
     rows = read_history(history)
     last = max((it for it, split, _, _ in rows if split == "train"), default=0)
     if last < expected:
-        raise ResdegError(f"{name}: the record's history.csv ends at iteration {last}, but its checkpoint is at "
-                          f"iteration {iteration} (the training rows up to {expected} should be there): resuming would "
-                          f"lose the rows between. {fix.capitalize()}")
+        raise ResdegError(
+            f"{name}: the record's history.csv ends at iteration {last}, but its checkpoint is at "
+            f"iteration {iteration} (the training rows up to {expected} should be there): resuming would "
+            f"lose the rows between. {fix.capitalize()}"
+        )
 
 
 def check_checkpoint_is_this_run(path: Path, run_id: str, expected_state: dict, device: str | None = None) -> None:
@@ -180,16 +213,20 @@ def check_checkpoint_is_this_run(path: Path, run_id: str, expected_state: dict, 
         raise ResdegError(f"{run_id}: the checkpoint {path} is another run's ({written_by}): {fix}")
     written_on = (checkpoint.get("resdeg") or {}).get("device")
     if device is not None and written_on is not None and written_on != device:
-        raise ResdegError(f"{run_id}: the checkpoint {path} was written on {written_on}, and this run would go on "
-                          f"on {device}: its crop/flip stream and arithmetic would change at the resume. Resume it on "
-                          f"a {written_on} machine (trainer.accelerator), or rerun with force=true to train it afresh here")
+        raise ResdegError(
+            f"{run_id}: the checkpoint {path} was written on {written_on}, and this run would go on "
+            f"on {device}: its crop/flip stream and arithmetic would change at the resume. Resume it on "
+            f"a {written_on} machine (trainer.accelerator), or rerun with force=true to train it afresh here"
+        )
     state = checkpoint.get("state_dict") or {}
     got = {key: tuple(value.shape) for key, value in state.items()}
     want = {key: tuple(value.shape) for key, value in expected_state.items()}
     if got != want:
         differ = sorted(set(got) ^ set(want)) + sorted(k for k in set(got) & set(want) if got[k] != want[k])
-        raise ResdegError(f"{run_id}: the checkpoint {path} holds another network ({len(differ)} parameters differ, "
-                          f"e.g. {', '.join(differ[:3])}): {fix}")
+        raise ResdegError(
+            f"{run_id}: the checkpoint {path} holds another network ({len(differ)} parameters differ, "
+            f"e.g. {', '.join(differ[:3])}): {fix}"
+        )
 
 
 def checkpoint_iteration(path: Path) -> int:
@@ -217,6 +254,8 @@ def readable_checkpoint(checkpoint_dir: Path, name: str) -> Path | None:
             log.warning(f"{name}: cannot read {', '.join(unreadable)}; resuming from {path.name} instead")
         return path
     if unreadable:
-        raise ResdegError(f"{name}: no checkpoint of this run can be read ({', '.join(unreadable)} in {checkpoint_dir}); "
-                          "rerun with force=true to start the run afresh")
+        raise ResdegError(
+            f"{name}: no checkpoint of this run can be read ({', '.join(unreadable)} in {checkpoint_dir}); "
+            "rerun with force=true to start the run afresh"
+        )
     return None

@@ -18,7 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 # they are read (the tensor and torchvision pipelines give the same distribution of batches),
 # the evaluation batch size (sums, not means, are reduced) and the seed (already the run's).
 NOT_IDENTITY_DATA_KEYS = frozenset(
-    {"_target_", "root", "download", "cache_dir", "loader", "on_device", "num_workers", "eval_batch_size", "seed"})
+    {"_target_", "root", "download", "cache_dir", "loader", "on_device", "num_workers", "eval_batch_size", "seed"}
+)
 
 
 def is_setting_key(key: str) -> bool:
@@ -26,8 +27,11 @@ def is_setting_key(key: str) -> bool:
     setting (``protocol_hash``) beyond what the protocol's name says (the quick family's
     iterations are in the name: quick-4000)."""
     key = key.lstrip("+~")
-    return (key == "trainer.precision" or (key.startswith("protocol.") and key != "protocol.iterations")
-            or (key.startswith("data.") and key.split(".")[1] not in NOT_IDENTITY_DATA_KEYS))
+    return (
+        key == "trainer.precision"
+        or (key.startswith("protocol.") and key != "protocol.iterations")
+        or (key.startswith("data.") and key.split(".")[1] not in NOT_IDENTITY_DATA_KEYS)
+    )
 
 
 def run_name(arch: str, depth: int, shortcut: str | None) -> str:
@@ -37,10 +41,14 @@ def run_name(arch: str, depth: int, shortcut: str | None) -> str:
 
 def run_identity(cfg: DictConfig) -> dict:
     """The identity fields of the run record (resdeg.record.schema.IDENTITY_FIELDS)."""
-    model = cfg.model
+    from resdeg.models.shortcuts import chosen_option
+
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    # ``shortcut: paper`` is the option the paper chose for this net: the run is that option's run
+    model["shortcut"] = chosen_option(model["shortcut"], cfg.data.name, model["depth"])
     data = OmegaConf.to_container(cfg.data, resolve=True)
     fingerprint = {
-        "model": OmegaConf.to_container(model, resolve=True),
+        "model": model,
         "protocol": OmegaConf.to_container(cfg.protocol, resolve=True),
         "data": {key: value for key, value in data.items() if key not in NOT_IDENTITY_DATA_KEYS},
         "seed": cfg.seed,
@@ -52,14 +60,15 @@ def run_identity(cfg: DictConfig) -> dict:
     # runs of different settings in one figure, even under one protocol name
     setting = {key: value for key, value in fingerprint.items() if key not in ("model", "seed")}
     setting["protocol"] = shared_protocol(setting["protocol"])
-    shortcut = model.shortcut if model.arch == "residual" else None  # a plain net has no shortcut
+    arch, depth = model["arch"], model["depth"]
+    shortcut = model["shortcut"] if arch == "residual" else None  # a plain net has no shortcut
     return {
-        "run_id": f"{run_name(model.arch, model.depth, shortcut)}_seed{cfg.seed}_{digest}",
-        "name": run_name(model.arch, model.depth, shortcut),
+        "run_id": f"{run_name(arch, depth, shortcut)}_seed{cfg.seed}_{digest}",
+        "name": run_name(arch, depth, shortcut),
         "group": f"{cfg.data.name}-{cfg.protocol.name}",
         "dataset": cfg.data.name,
-        "arch": model.arch,
-        "depth": int(model.depth),
+        "arch": arch,
+        "depth": int(depth),
         "shortcut": shortcut,
         "protocol": cfg.protocol.name,
         # runs of one protocol at several budgets (quick-500, quick-1000...) share a family

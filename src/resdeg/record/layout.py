@@ -1,11 +1,11 @@
 """Where a run's files go: its record under results/, its checkpoints under experiments/.
 
-    results/runs/<group>/<run_id>/                 the record (resdeg.record.schema)
-    experiments/checkpoints/<group>/<run_id>/      last.ckpt and the periodic checkpoints
-                                                   (paths.checkpoints; under results/, last.ckpt is
-                                                   committed while the run is in flight)
-    experiments/decisions/<group>/<run_id>/        the first process's skip/resume/fresh decision,
-                                                   for the other processes of an srun/torchrun launch
+results/runs/<group>/<run_id>/                 the record (resdeg.record.schema)
+experiments/checkpoints/<group>/<run_id>/      last.ckpt and the periodic checkpoints
+                                               (paths.checkpoints; under results/, last.ckpt is
+                                               committed while the run is in flight)
+experiments/decisions/<group>/<run_id>/        the first process's skip/resume/fresh decision,
+                                               for the other processes of an srun/torchrun launch
 """
 
 from __future__ import annotations
@@ -27,9 +27,11 @@ class RunFolders:
     def of(cls, cfg: DictConfig, identity: dict) -> "RunFolders":
         where = Path(identity["group"]) / identity["run_id"]
         experiments = Path(cfg.paths.experiments).absolute()
-        return cls(record=Path(cfg.paths.results).absolute() / "runs" / where,
-                   checkpoints=Path(cfg.paths.checkpoints).absolute() / where,
-                   decisions=experiments / "decisions" / where)
+        return cls(
+            record=Path(cfg.paths.results).absolute() / "runs" / where,
+            checkpoints=Path(cfg.paths.checkpoints).absolute() / where,
+            decisions=experiments / "decisions" / where,
+        )
 
     @property
     def checkpoints_tracked(self) -> bool:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from resdeg import ResdegError
 
-
 # seconds after which a takeover mutex is a dead taker's (a takeover takes microseconds)
 TAKEOVER_STALE_S = 5.0
 
@@ -126,10 +125,14 @@ class RunLock:
 
 def unwritable(folder: Path, exc: OSError) -> ResdegError:
     if exc.errno == errno.ENOSPC:
-        return ResdegError(f"the disk holding {folder} is full ({exc.strerror}): free space there (old checkpoints "
-                           "under experiments/checkpoints are the largest files) and run the same command again")
-    return ResdegError(f"cannot write the run record in {folder} ({exc.strerror}); make the folder writable "
-                       "or choose another with paths.results=...")
+        return ResdegError(
+            f"the disk holding {folder} is full ({exc.strerror}): free space there (old checkpoints "
+            "under experiments/checkpoints are the largest files) and run the same command again"
+        )
+    return ResdegError(
+        f"cannot write the run record in {folder} ({exc.strerror}); make the folder writable "
+        "or choose another with paths.results=..."
+    )
 
 
 def _alive(pid: int) -> bool:

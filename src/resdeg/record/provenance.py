@@ -27,9 +27,11 @@ def code_version(project: Path = PROJECT) -> dict:
     """{"commit": <sha>, "dirty": whether the code (src/, conf/, pyproject.toml) differs from
     it}, or {"commit": None} where the package does not run from a git checkout (an installed
     wheel). Records and figures under results/ do not make the code dirty."""
+
     def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(project), *args], capture_output=True, text=True, check=True,
-                              timeout=10).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(project), *args], capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
 
     try:
         commit = git("rev-parse", "HEAD")

@@ -37,29 +37,79 @@ LAYER_RESPONSE_COLUMNS = ("layer", "name", "std")
 SIGNAL_COLUMNS = ("iteration", "layer", "name", "forward_std", "output_grad_norm", "weight_grad_norm")
 
 # What a run is (resdeg.record.identity writes these into every summary)...
-IDENTITY_FIELDS = ("run_id", "name", "group", "dataset", "arch", "depth", "shortcut", "protocol", "protocol_family",
-                   "seed", "config_hash", "protocol_hash")
+IDENTITY_FIELDS = (
+    "run_id",
+    "name",
+    "group",
+    "dataset",
+    "arch",
+    "depth",
+    "shortcut",
+    "protocol",
+    "protocol_family",
+    "seed",
+    "config_hash",
+    "protocol_hash",
+)
 # ...and the summary fields the report reads, one row per run (eval_seconds is the wall time
 # the run spent in evaluations, inside train_seconds)
-REPORT_COLUMNS = (*IDENTITY_FIELDS, "status", "iteration", "iterations", "parameters", "wall_time_s", "train_seconds",
-                  "eval_seconds", "evaluations", "signals_seconds", "signal_measurements", "train_images_per_s")
+# the numbers a run measured, which the report reads
+MEASURED_FIELDS = (
+    "iteration",
+    "iterations",
+    "parameters",
+    "wall_time_s",
+    "train_seconds",
+    "eval_seconds",
+    "evaluations",
+    "signals_seconds",
+    "signal_measurements",
+    "train_images_per_s",
+)
+REPORT_COLUMNS = (*IDENTITY_FIELDS, "status", *MEASURED_FIELDS)
 
 
 # Every key a summary.json may hold, declared once: results/README.md documents each (a test
 # holds its table and every committed record to this), and summary_json refuses any other.
 SUMMARY_KEYS = (
-    "schema", *IDENTITY_FIELDS, "status", "message", "started_at", "updated_at", "finished_at",
-    "last", "final", "iteration", "iterations", "parameters", "multiply_adds",
-    "wall_time_s", "wall_time_before_s", "train_seconds", "eval_seconds", "evaluations",
-    "signals_seconds", "signal_measurements", "train_images_per_s", "timed_iterations",
-    "processes", "batch_per_process", "versions", "code", "host", "checkpoint_dir",
-    "resumed_at_iterations", "interrupted_at", "diverged_at", "wandb_id", "imported_from",
+    "schema",
+    *IDENTITY_FIELDS,
+    "status",
+    "message",
+    "started_at",
+    "updated_at",
+    "finished_at",
+    "last",
+    "final",
+    "iteration",
+    "iterations",
+    "parameters",
+    "multiply_adds",
+    "wall_time_s",
+    "wall_time_before_s",
+    "train_seconds",
+    "eval_seconds",
+    "evaluations",
+    "signals_seconds",
+    "signal_measurements",
+    "train_images_per_s",
+    "timed_iterations",
+    "processes",
+    "batch_per_process",
+    "versions",
+    "code",
+    "host",
+    "checkpoint_dir",
+    "resumed_at_iterations",
+    "interrupted_at",
+    "diverged_at",
+    "wandb_id",
+    "imported_from",
 )
 
 # what the report needs of every record to place it in a figure, and the fields that are numbers
 DRAWN_FIELDS = ("name", "dataset", "arch", "depth", "protocol", "protocol_family", "protocol_hash", "seed")
-NUMBER_FIELDS = ("depth", "seed", "iteration", "iterations", "parameters", "wall_time_s", "train_seconds",
-                 "eval_seconds", "evaluations", "signals_seconds", "signal_measurements", "train_images_per_s")
+NUMBER_FIELDS = ("depth", "seed", *MEASURED_FIELDS)
 
 
 def summary_problem(summary: dict) -> str | None:
@@ -70,7 +120,9 @@ def summary_problem(summary: dict) -> str | None:
         return f"it has no {', '.join(missing)}"
     numbers = [(key, summary[key]) for key in NUMBER_FIELDS if summary.get(key) is not None]
     numbers += [(f"final.{key}", value) for key, value in (summary.get("final") or {}).items()]
-    wrong = [f"{key}={value!r}" for key, value in numbers if isinstance(value, bool) or not isinstance(value, (int, float))]
+    wrong = [
+        f"{key}={value!r}" for key, value in numbers if isinstance(value, bool) or not isinstance(value, (int, float))
+    ]
     if wrong:
         return f"{', '.join(wrong)} {'is not a number' if len(wrong) == 1 else 'are not numbers'}"
     if summary.get("final") is not None and not isinstance(summary["final"], dict):
@@ -158,8 +210,14 @@ def signals_csv(rows) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(SIGNAL_COLUMNS)
     for row in sorted(rows, key=lambda r: (int(r["iteration"]), int(r["layer"]))):
-        writer.writerow((int(row["iteration"]), int(row["layer"]), row["name"],
-                         *(f"{float(row[key]):.6g}" for key in SIGNAL_COLUMNS[3:])))
+        writer.writerow(
+            (
+                int(row["iteration"]),
+                int(row["layer"]),
+                row["name"],
+                *(f"{float(row[key]):.6g}" for key in SIGNAL_COLUMNS[3:]),
+            )
+        )
     return buffer.getvalue()
 
 
@@ -169,8 +227,15 @@ def read_signals(path: Path) -> list[dict]:
         reader = csv.DictReader(f)
         if tuple(reader.fieldnames or ()) != SIGNAL_COLUMNS:
             raise ValueError(f"unexpected columns {reader.fieldnames} in {path}")
-        return [{"iteration": int(r["iteration"]), "layer": int(r["layer"]), "name": r["name"],
-                 **{key: float(r[key]) for key in SIGNAL_COLUMNS[3:]}} for r in reader]
+        return [
+            {
+                "iteration": int(r["iteration"]),
+                "layer": int(r["layer"]),
+                "name": r["name"],
+                **{key: float(r[key]) for key in SIGNAL_COLUMNS[3:]},
+            }
+            for r in reader
+        ]
 
 
 # -- writing a file of the record ------------------------------------------------------

@@ -15,8 +15,16 @@ from typing import Any
 from resdeg.record.lock import unwritable
 from resdeg.record.provenance import code_version, software_versions
 from resdeg.record.schema import (
-    SCHEMA_VERSION, STATUSES, history_csv, layer_responses_csv, now_iso, read_history, read_signals, signals_csv,
-    summary_json, write_atomic,
+    SCHEMA_VERSION,
+    STATUSES,
+    history_csv,
+    layer_responses_csv,
+    now_iso,
+    read_history,
+    read_signals,
+    signals_csv,
+    summary_json,
+    write_atomic,
 )
 
 
@@ -51,13 +59,15 @@ class RunRecord:
         """
         history = self.folder / "history.csv"
         if history.is_file():
-            self._rows = {(it, split, metric): value for it, split, metric, value in read_history(history)
-                          if it <= iteration}
+            self._rows = {
+                (it, split, metric): value for it, split, metric, value in read_history(history) if it <= iteration
+            }
             self._last = {f"{split}/{metric}": value for (_, split, metric), value in self._rows.items()}
         signals = self.folder / "signals.csv"
         if signals.is_file():
-            self._signals = {(row["iteration"], row["layer"]): row for row in read_signals(signals)
-                             if row["iteration"] <= iteration}
+            self._signals = {
+                (row["iteration"], row["layer"]): row for row in read_signals(signals) if row["iteration"] <= iteration
+            }
         self._resumed = {
             "started_at": previous.get("started_at"),
             "wall_time_before_s": previous.get("wall_time_s", 0.0),
@@ -118,7 +128,9 @@ class RunRecord:
         if not self._summary:
             return
         self._summary["updated_at"] = now_iso()
-        self._summary["wall_time_s"] = round(self._summary.get("wall_time_before_s", 0.0) + time.monotonic() - self._t0, 1)
+        self._summary["wall_time_s"] = round(
+            self._summary.get("wall_time_before_s", 0.0) + time.monotonic() - self._t0, 1
+        )
         self._write("summary.json", summary_json(self._summary))
 
     def _write_history(self) -> None:

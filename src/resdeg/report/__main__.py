@@ -1,6 +1,7 @@
 """Regenerate figures, tables and the degradation verdict from results/ alone.
 
-    python -m resdeg.report [figures|tables|all|notebook] [--results results] [--protocol quick-1000] [--dataset cifar10]
+    python -m resdeg.report [figures|tables|all|notebook] [--results results] [--protocol quick-1000]
+                            [--dataset cifar10]
 
 One set per (dataset, protocol, setting), complete runs only (resdeg.report.sets): runs of
 different protocols or settings are never mixed in a figure, table or verdict. A protocol
@@ -47,15 +48,27 @@ def report_cifar10(s: ReportSet, what: str, figures: Path, tables: Path) -> list
         if len(subset.signals):  # records made before the signals were recorded have none
             written += draw_signals(subset, protocol, figures, f"signals_cifar10_{label}", s.description)
     if what in ("tables", "all"):
-        reference = "" if is_paper_protocol(protocol) else (
-            "; not the paper's protocol, so the paper's 64k-iteration number is a reference, not a target")
-        written += write_table(table6(subset, protocol), tables, f"table6_cifar10_{label}",
-                               f"CIFAR-10 test error (%), ResNets with option A, protocol '{protocol}' "
-                               f"({s.description}){reference}; a row with 0 runs is a depth of the paper not trained in this set "
-                               "(its parameters are the paper's)", paper_table="Table 6")
+        reference = (
+            ""
+            if is_paper_protocol(protocol)
+            else ("; not the paper's protocol, so the paper's 64k-iteration number is a reference, not a target")
+        )
+        written += write_table(
+            table6(subset, protocol),
+            tables,
+            f"table6_cifar10_{label}",
+            f"CIFAR-10 test error (%), ResNets with option A, protocol '{protocol}' "
+            f"({s.description}){reference}; a row with 0 runs is a depth of the paper not trained in this set "
+            "(its parameters are the paper's)",
+            paper_table="Table 6",
+        )
         if subset.runs.shortcut.isin(["B", "C"]).any():
-            written += write_table(shortcuts_table(subset), tables, f"shortcuts_cifar10_{label}",
-                                   f"Shortcut options A/B/C on CIFAR-10 (not in the paper), protocol '{protocol}'")
+            written += write_table(
+                shortcuts_table(subset),
+                tables,
+                f"shortcuts_cifar10_{label}",
+                f"Shortcut options A/B/C on CIFAR-10 (not in the paper), protocol '{protocol}'",
+            )
     return written
 
 
@@ -65,11 +78,20 @@ def report_imagenet(s: ReportSet, what: str, figures: Path, tables: Path) -> lis
     if what in ("figures", "all"):
         written += draw_fig4(subset, protocol, figures, f"fig4_imagenet_{label}", s.description)
     if what in ("tables", "all"):
-        written += write_table(table2(subset), tables, f"table2_imagenet_{label}",
-                               f"ImageNet top-1 error (%, 10-crop testing), protocol '{protocol}'", paper_table="Table 2")
-        written += write_table(table3(subset), tables, f"table3_imagenet_{label}",
-                               f"ImageNet ResNet-34 top-1 / top-5 error (%, 10-crop testing), protocol '{protocol}'",
-                               paper_table="Table 3")
+        written += write_table(
+            table2(subset),
+            tables,
+            f"table2_imagenet_{label}",
+            f"ImageNet top-1 error (%, 10-crop testing), protocol '{protocol}'",
+            paper_table="Table 2",
+        )
+        written += write_table(
+            table3(subset),
+            tables,
+            f"table3_imagenet_{label}",
+            f"ImageNet ResNet-34 top-1 / top-5 error (%, 10-crop testing), protocol '{protocol}'",
+            paper_table="Table 3",
+        )
     return written
 
 
@@ -81,25 +103,36 @@ def report_budgets(results, what: str, figures: Path, tables: Path) -> list[Path
             written += draw_budget(results, family, figures, f"budget_cifar10_{family}")
         if what in ("tables", "all"):
             table = budget_table(results, family)
-            written += write_table(table, tables, f"budget_cifar10_{family}",
-                                   f"Budget study, CIFAR-10, protocol family '{family}': final training error of "
-                                   "20- and 56-layer nets and the gap (56 minus 20; > 0: the deeper net trains "
-                                   "worse), mean over seeds; residual half: 'better' where ResNet-56 is below "
-                                   "ResNet-20 beyond the seed spread, 'not worse' where within it",
-                                   note=budget_finding(table), latex_columns=BUDGET_LATEX_COLUMNS)
+            written += write_table(
+                table,
+                tables,
+                f"budget_cifar10_{family}",
+                f"Budget study, CIFAR-10, protocol family '{family}': final training error of "
+                "20- and 56-layer nets and the gap (56 minus 20; > 0: the deeper net trains "
+                "worse), mean over seeds; residual half: 'better' where ResNet-56 is below "
+                "ResNet-20 beyond the seed spread, 'not worse' where within it",
+                note=budget_finding(table),
+                latex_columns=BUDGET_LATEX_COLUMNS,
+            )
     return written
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", nargs="?", choices=("figures", "tables", "all", "notebook"), default="all")
-    parser.add_argument("--results", default=os.environ.get("RESDEG_RESULTS") or "results",
-                        help="the results folder (default: $RESDEG_RESULTS, else ./results)")
+    parser.add_argument(
+        "--results",
+        default=os.environ.get("RESDEG_RESULTS") or "results",
+        help="the results folder (default: $RESDEG_RESULTS, else ./results)",
+    )
     parser.add_argument("--protocol", help="only this protocol (default: each protocol found)")
     parser.add_argument("--dataset", choices=DATASETS, help="only this dataset (default: each dataset found)")
-    parser.add_argument("--wandb", action="store_true",
-                        help="also log the figures and tables to a W&B run named 'report' (online with credentials, "
-                             "else offline, as the training runs)")
+    parser.add_argument(
+        "--wandb",
+        action="store_true",
+        help="also log the figures and tables to a W&B run named 'report' (online with credentials, "
+        "else offline, as the training runs)",
+    )
     args = parser.parse_args(argv)
 
     results_dir = Path(args.results)
@@ -132,9 +165,12 @@ def main(argv: list[str] | None = None) -> int:
             if args.what in ("tables", "all"):
                 suffix = s.label if dataset == "cifar10" else f"imagenet_{s.label}"  # CIFAR-10 keeps its earlier name
                 verdict = tables / f"degradation_verdict_{suffix}.md"
-                verdict.write_text(degradation_verdict(s.results, s.protocol, dataset)
-                                   + f"\nDrawn from {s.description}"
-                                   + (f", setting {s.setting} (the records' protocol_hash)" if s.setting else "") + ".\n")
+                verdict.write_text(
+                    degradation_verdict(s.results, s.protocol, dataset)
+                    + f"\nDrawn from {s.description}"
+                    + (f", setting {s.setting} (the records' protocol_hash)" if s.setting else "")
+                    + ".\n"
+                )
                 written.append(verdict)
                 print(verdict.read_text())
         if dataset == "cifar10" and not args.protocol:
@@ -149,8 +185,12 @@ def main(argv: list[str] | None = None) -> int:
         from resdeg.report.wandb_report import log_report
 
         run_id = log_report(written, results_dir)
-        print(f"W&B: the report's figures and tables are in run {run_id} (name 'report')" if run_id
-              else "W&B disabled: the report was not logged", file=sys.stderr)
+        print(
+            f"W&B: the report's figures and tables are in run {run_id} (name 'report')"
+            if run_id
+            else "W&B disabled: the report was not logged",
+            file=sys.stderr,
+        )
     return 0
 
 

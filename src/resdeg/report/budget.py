@@ -48,8 +48,9 @@ def budget_runs(results: Results, family: str, dataset: str = "cifar10") -> pd.D
 
 def seed_gaps(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per (budget, kind, seed) with both depths: their final training errors and the gap."""
-    wide = runs.pivot_table(index=["iterations", "arch", "seed"], columns="depth", values="final_train_error",
-                            aggfunc="first")
+    wide = runs.pivot_table(
+        index=["iterations", "arch", "seed"], columns="depth", values="final_train_error", aggfunc="first"
+    )
     if SHALLOW not in wide or DEEP not in wide:
         return pd.DataFrame(columns=["iterations", "arch", "seed", SHALLOW, DEEP, "gap"])
     wide = wide[[SHALLOW, DEEP]].dropna().reset_index()
@@ -59,10 +60,15 @@ def seed_gaps(runs: pd.DataFrame) -> pd.DataFrame:
 
 # what the LaTeX budget table shows (all 15 columns cannot fit a column of text): the gaps, their
 # seed ranges and the verdict; the errors behind them are in the markdown and CSV tables
-BUDGET_LATEX_COLUMNS = {"iterations": "iterations", "plain gap (pts)": "plain gap (pts)",
-                        "plain gap range": "plain gap range", "ResNet gap (pts)": "ResNet gap (pts)",
-                        "ResNet gap range": "ResNet gap range", "residual half": "residual half",
-                        "both halves": "both halves"}
+BUDGET_LATEX_COLUMNS = {
+    "iterations": "iterations",
+    "plain gap (pts)": "plain gap (pts)",
+    "plain gap range": "plain gap range",
+    "ResNet gap (pts)": "ResNet gap (pts)",
+    "ResNet gap range": "ResNet gap range",
+    "residual half": "residual half",
+    "both halves": "both halves",
+}
 
 
 def budget_table(results: Results, family: str = "quick", dataset: str = "cifar10") -> pd.DataFrame:
@@ -89,8 +95,15 @@ def budget_table(results: Results, family: str = "quick", dataset: str = "cifar1
         resnet_spread = seed_spread(resnet_runs[SHALLOW], resnet_runs[DEEP])
         half = None if resnet is None else residual_half(resnet, resnet_spread, resnet > (resnet_spread or 0.0))
         row["residual half"] = half
-        row["both halves"] = None if plain is None or half is None else (
-            "yes" if plain > (seed_spread(plain_runs[SHALLOW], plain_runs[DEEP]) or 0.0) and half == "better" else "no")
+        row["both halves"] = (
+            None
+            if plain is None or half is None
+            else (
+                "yes"
+                if plain > (seed_spread(plain_runs[SHALLOW], plain_runs[DEEP]) or 0.0) and half == "better"
+                else "no"
+            )
+        )
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -103,13 +116,17 @@ def budget_finding(table: pd.DataFrame) -> str:
     better = table[table["residual half"] == "better"]
     if len(better):
         first = better.iloc[0]
-        return (f"ResNet-{DEEP} first trains better than ResNet-{SHALLOW} beyond the seed spread at "
-                f"{int(first.iterations)} iterations (ResNet gap {first['ResNet gap (pts)']:+.2f} points, "
-                f"{int(first['ResNet seeds'])} seeds).")
+        return (
+            f"ResNet-{DEEP} first trains better than ResNet-{SHALLOW} beyond the seed spread at "
+            f"{int(first.iterations)} iterations (ResNet gap {first['ResNet gap (pts)']:+.2f} points, "
+            f"{int(first['ResNet seeds'])} seeds)."
+        )
     last = table.iloc[-1]
-    return (f"No budget trained shows ResNet-{DEEP} better than ResNet-{SHALLOW} beyond the seed spread (the largest, "
-            f"{int(last.iterations)} iterations: ResNet gap {last['ResNet gap (pts)']:+.2f} points, residual half "
-            f"'{last['residual half']}').")
+    return (
+        f"No budget trained shows ResNet-{DEEP} better than ResNet-{SHALLOW} beyond the seed spread (the largest, "
+        f"{int(last.iterations)} iterations: ResNet gap {last['ResNet gap (pts)']:+.2f} points, residual half "
+        f"'{last['residual half']}')."
+    )
 
 
 def resnet_crossover(gaps: pd.DataFrame) -> float | None:
@@ -146,8 +163,13 @@ def budget_figure(results: Results, family: str = "quick", dataset: str = "cifar
     left.axhline(0, color="grey", linewidth=0.8)
     crossing = resnet_crossover(gaps)
     if crossing is not None:
-        left.axvline(crossing, color=colours["residual"], linestyle=":", linewidth=1.2,
-                     label=f"ResNet gap crosses 0 (~{crossing:.0f} iterations)")
+        left.axvline(
+            crossing,
+            color=colours["residual"],
+            linestyle=":",
+            linewidth=1.2,
+            label=f"ResNet gap crosses 0 (~{crossing:.0f} iterations)",
+        )
     left.set_ylabel("final training error gap (points)")
     left.set_title("deeper minus shallower (> 0: the deeper net trains worse)", fontsize=9)
     right.set_ylabel("final training error (%)")
@@ -163,9 +185,12 @@ def budget_figure(results: Results, family: str = "quick", dataset: str = "cifar
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
     seeds = gaps.groupby(["iterations", "arch"]).size()
-    fig.suptitle(f"Budget study, CIFAR-10, protocol family '{family}' (linear warm-up, lr /10 at 50% and 75%); "
-                 f"dots: seeds, bands: their range ({int(seeds.min()) if len(seeds) else 0}-"
-                 f"{int(seeds.max()) if len(seeds) else 0} per point)", fontsize=9)
+    fig.suptitle(
+        f"Budget study, CIFAR-10, protocol family '{family}' (linear warm-up, lr /10 at 50% and 75%); "
+        f"dots: seeds, bands: their range ({int(seeds.min()) if len(seeds) else 0}-"
+        f"{int(seeds.max()) if len(seeds) else 0} per point)",
+        fontsize=9,
+    )
     fig.tight_layout()
     return fig
 

@@ -22,8 +22,19 @@ from resdeg.record.schema import did_not_train
 from resdeg.report.load import Results, compared
 from resdeg.report.reference import FIG4_XLIM, FIG4_YLIM, FIG6_XLIM, FIG6_YLIM
 
-DEPTH_COLOURS = {20: "#e6a100", 32: "#2a9df4", 44: "#d62728", 56: "#2ca02c", 110: "#000000", 1202: "#7f7f7f",
-                 18: "#d62728", 34: "#1f77b4", 50: "#2ca02c", 101: "#9467bd", 152: "#000000"}
+DEPTH_COLOURS = {
+    20: "#e6a100",
+    32: "#2a9df4",
+    44: "#d62728",
+    56: "#2ca02c",
+    110: "#000000",
+    1202: "#7f7f7f",
+    18: "#d62728",
+    34: "#1f77b4",
+    50: "#2ca02c",
+    101: "#9467bd",
+    152: "#000000",
+}
 KIND_TITLES = {"plain": "plain", "residual": "ResNet"}
 PANEL_TITLES = {"plain": "plain nets", "residual": "ResNets"}
 
@@ -36,8 +47,14 @@ def mean_curve(results: Results, runs: pd.DataFrame, split: str) -> pd.DataFrame
     if not curves:
         return pd.DataFrame(columns=["iteration", "value", "low", "high", "seeds"])
     by_iteration = pd.concat(curves).groupby("iteration")["value"]
-    return pd.DataFrame({"value": by_iteration.mean(), "low": by_iteration.min(), "high": by_iteration.max(),
-                         "seeds": by_iteration.count()}).reset_index()
+    return pd.DataFrame(
+        {
+            "value": by_iteration.mean(),
+            "low": by_iteration.min(),
+            "high": by_iteration.max(),
+            "seeds": by_iteration.count(),
+        }
+    ).reset_index()
 
 
 # Long runs are drawn in units of 1e4 iterations, as the paper draws 64k; short ones in iterations
@@ -54,8 +71,9 @@ def plot_with_range(ax, curve: pd.DataFrame, scale: float, **style) -> None:
     """The mean curve, and where several seeds were averaged, their range as a band."""
     ax.plot(curve.iteration / scale, curve.value, **style)
     if len(curve) and curve.seeds.max() > 1:
-        ax.fill_between(curve.iteration / scale, curve.low, curve.high, color=style.get("color"), alpha=0.15,
-                        linewidth=0)
+        ax.fill_between(
+            curve.iteration / scale, curve.low, curve.high, color=style.get("color"), alpha=0.15, linewidth=0
+        )
 
 
 def _axes_style(ax, protocol: str, x_label: str, xlim=FIG6_XLIM, ylim=FIG6_YLIM) -> None:
@@ -73,8 +91,19 @@ DEEP_PANEL_TITLE = "ResNet-110 vs ResNet-1202"
 VERY_DEEP = 1202
 
 
-def _kind_panels(results: Results, protocol: str, dataset_title: str, eval_split: str, train_style: dict,
-                 eval_width: float, legend_title: str, xlim, ylim, caption: str | None, deep_panel: bool = False):
+def _kind_panels(
+    results: Results,
+    protocol: str,
+    dataset_title: str,
+    eval_split: str,
+    train_style: dict,
+    eval_width: float,
+    legend_title: str,
+    xlim,
+    ylim,
+    caption: str | None,
+    deep_panel: bool = False,
+):
     """Plain nets left, residual nets (option A) right; per depth a training and an evaluation
     curve. With ``deep_panel`` and a ResNet-1202 or -110 among the runs, Fig. 6's third panel:
     ResNet-110 against ResNet-1202 (the middle panel then draws ResNets up to 110 layers)."""
@@ -83,25 +112,41 @@ def _kind_panels(results: Results, protocol: str, dataset_title: str, eval_split
     residual = compared(runs[runs.arch == "residual"])
     panels = [("plain", PANEL_TITLES["plain"], None), ("residual", PANEL_TITLES["residual"], None)]
     if deep_panel and residual.depth.isin(DEEP_PANEL_DEPTHS).any():
-        panels = [panels[0], ("residual", PANEL_TITLES["residual"], lambda d: d < VERY_DEEP),
-                  ("residual", DEEP_PANEL_TITLE, lambda d: d in DEEP_PANEL_DEPTHS)]
+        panels = [
+            panels[0],
+            ("residual", PANEL_TITLES["residual"], lambda d: d < VERY_DEEP),
+            ("residual", DEEP_PANEL_TITLE, lambda d: d in DEEP_PANEL_DEPTHS),
+        ]
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.3), sharey=True)
     for ax, (kind, title, depths) in zip(axes, panels):
         kind_runs = compared(runs[runs.arch == kind])
         if depths is not None:
-            kind_runs = kind_runs[kind_runs.depth.map(lambda d: depths(int(d)))]
+            kind_runs = kind_runs[[depths(int(d)) for d in kind_runs.depth]]
         for depth in sorted(kind_runs.depth.unique()):
             of_depth = kind_runs[kind_runs.depth == depth]
             colour = DEPTH_COLOURS.get(int(depth), None)
             plot_with_range(ax, mean_curve(results, of_depth, "train"), scale, color=colour, **train_style)
             at_chance = " (did not train)" if did_not_train(of_depth.final_train_error) else ""
-            plot_with_range(ax, mean_curve(results, of_depth, eval_split), scale, linestyle="-", color=colour,
-                            linewidth=eval_width, label=f"{KIND_TITLES[kind]}-{depth}{at_chance}")
+            plot_with_range(
+                ax,
+                mean_curve(results, of_depth, eval_split),
+                scale,
+                linestyle="-",
+                color=colour,
+                linewidth=eval_width,
+                label=f"{KIND_TITLES[kind]}-{depth}{at_chance}",
+            )
         if title == DEEP_PANEL_TITLE:  # a panel of two nets says which one the set lacks
             missing = [f"ResNet-{d}" for d in DEEP_PANEL_DEPTHS if d not in set(kind_runs.depth)]
             if missing:
-                ax.text(0.03, 0.03, f"no complete run in this set: {', '.join(missing)}", transform=ax.transAxes,
-                        fontsize=8, color="#555555")
+                ax.text(
+                    0.03,
+                    0.03,
+                    f"no complete run in this set: {', '.join(missing)}",
+                    transform=ax.transAxes,
+                    fontsize=8,
+                    color="#555555",
+                )
         ax.set_title(f"{title} on {dataset_title}")
         _axes_style(ax, protocol, x_label, xlim, ylim)
         if ax.lines:
@@ -120,23 +165,46 @@ def _suptitle(fig, title: str, caption: str | None, results: Results) -> None:
 
 def fig6(results: Results, protocol: str, caption: str | None = None):
     """Fig. 6 (CIFAR-10) as a matplotlib Figure: dashed training error, bold test error."""
-    return _kind_panels(results, protocol, "CIFAR-10", "test", {"linestyle": "--", "linewidth": 1}, 2.2,
-                        "dashed: training, bold: test", FIG6_XLIM, FIG6_YLIM, caption, deep_panel=True)
+    return _kind_panels(
+        results,
+        protocol,
+        "CIFAR-10",
+        "test",
+        {"linestyle": "--", "linewidth": 1},
+        2.2,
+        "dashed: training, bold: test",
+        FIG6_XLIM,
+        FIG6_YLIM,
+        caption,
+        deep_panel=True,
+    )
 
 
 def fig4(results: Results, protocol: str, caption: str | None = None):
     """Fig. 4 (ImageNet) as a matplotlib Figure: thin training error, bold centre-crop validation error."""
-    return _kind_panels(results, protocol, "ImageNet", "val", {"linestyle": "-", "linewidth": 0.8}, 2.4,
-                        "thin: training, bold: validation (centre crop)", FIG4_XLIM, FIG4_YLIM, caption)
+    return _kind_panels(
+        results,
+        protocol,
+        "ImageNet",
+        "val",
+        {"linestyle": "-", "linewidth": 0.8},
+        2.4,
+        "thin: training, bold: validation (centre crop)",
+        FIG4_XLIM,
+        FIG4_YLIM,
+        caption,
+    )
 
 
-def draw_fig4(results: Results, protocol: str, out_dir: Path, stem: str = "fig4_imagenet",
-              caption: str | None = None) -> list[Path]:
+def draw_fig4(
+    results: Results, protocol: str, out_dir: Path, stem: str = "fig4_imagenet", caption: str | None = None
+) -> list[Path]:
     return save_figure(fig4(results, protocol, caption), out_dir, stem)
 
 
-def draw_fig6(results: Results, protocol: str, out_dir: Path, stem: str = "fig6_cifar10",
-              caption: str | None = None) -> list[Path]:
+def draw_fig6(
+    results: Results, protocol: str, out_dir: Path, stem: str = "fig6_cifar10", caption: str | None = None
+) -> list[Path]:
     return save_figure(fig6(results, protocol, caption), out_dir, stem)
 
 
@@ -157,8 +225,9 @@ def fig1(results: Results, protocol: str, caption: str | None = None):
     return fig
 
 
-def draw_fig1(results: Results, protocol: str, out_dir: Path, stem: str = "fig1_cifar10",
-              caption: str | None = None) -> list[Path]:
+def draw_fig1(
+    results: Results, protocol: str, out_dir: Path, stem: str = "fig1_cifar10", caption: str | None = None
+) -> list[Path]:
     return save_figure(fig1(results, protocol, caption), out_dir, stem)
 
 
@@ -183,8 +252,12 @@ def fig7(results: Results, protocol: str, caption: str | None = None):
             without.append(label)
             continue
         std = of_net.groupby("layer")["std"].mean()
-        style = {"color": DEPTH_COLOURS.get(int(depth)), "linestyle": "--" if arch == "plain" else "-",
-                 "linewidth": 1.2, "label": label}
+        style = {
+            "color": DEPTH_COLOURS.get(int(depth)),
+            "linestyle": "--" if arch == "plain" else "-",
+            "linewidth": 1.2,
+            "label": label,
+        }
         top.plot(std.index, std.values, **style)
         bottom.plot(range(1, len(std) + 1), std.sort_values(ascending=False).values, **style)
     for ax, order in ((top, "original"), (bottom, "sorted by magnitude")):
@@ -195,14 +268,16 @@ def fig7(results: Results, protocol: str, caption: str | None = None):
             ax.legend(fontsize=8, ncol=2)
     note = f"no layer responses recorded for {', '.join(without)}" if without else None
     lines = [f"Fig. 7: std of layer responses, CIFAR-10 test set, protocol '{protocol}'"] + [
-        text for text in (caption, note) if text]
+        text for text in (caption, note) if text
+    ]
     fig.suptitle("\n".join(lines), fontsize=9)
     fig.tight_layout()
     return fig
 
 
-def draw_fig7(results: Results, protocol: str, out_dir: Path, stem: str = "fig7_cifar10",
-              caption: str | None = None) -> list[Path]:
+def draw_fig7(
+    results: Results, protocol: str, out_dir: Path, stem: str = "fig7_cifar10", caption: str | None = None
+) -> list[Path]:
     return save_figure(fig7(results, protocol, caption), out_dir, stem)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from resdeg.record import HISTORY_COLUMNS, LAYER_RESPONSE_COLUMNS, SIGNAL_COLUMNS, REPORT_COLUMNS, parse_summary
+from resdeg.record import HISTORY_COLUMNS, LAYER_RESPONSE_COLUMNS, REPORT_COLUMNS, SIGNAL_COLUMNS, parse_summary
 from resdeg.record.schema import summary_problem
 
 SUMMARY_COLUMNS = list(REPORT_COLUMNS)
@@ -36,9 +36,13 @@ class Results:
     def where(self, mask) -> "Results":
         """The runs selected by a boolean mask over ``runs``, with their history and responses."""
         runs = self.runs[mask]
-        return Results(runs, self.history[self.history.run_id.isin(runs.run_id)], self.problems,
-                       self.responses[self.responses.run_id.isin(runs.run_id)],
-                       self.signals[self.signals.run_id.isin(runs.run_id)])
+        return Results(
+            runs,
+            self.history[self.history.run_id.isin(runs.run_id)],
+            self.problems,
+            self.responses[self.responses.run_id.isin(runs.run_id)],
+            self.signals[self.signals.run_id.isin(runs.run_id)],
+        )
 
     def curve(self, run_id: str, split: str, metric: str = "error") -> pd.DataFrame:
         h = self.history
@@ -90,12 +94,21 @@ def load_results(results_dir: str | Path = "results") -> Results:
                 signals.append(table.assign(run_id=summary["run_id"]))
             except (OSError, ValueError, pd.errors.ParserError) as exc:
                 problems.append(f"{folder}: signals skipped, they cannot be read ({type(exc).__name__}: {exc})")
-    finals = sorted({key for row in rows for key in row if key.startswith("final_")} | {"final_train_error", "final_test_error"})
+    finals = sorted(
+        {key for row in rows for key in row if key.startswith("final_")} | {"final_train_error", "final_test_error"}
+    )
     runs = pd.DataFrame(rows, columns=SUMMARY_COLUMNS + finals)
-    history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame(
-        columns=["iteration", "split", "metric", "value", "run_id"])
-    layer_responses = pd.concat(responses, ignore_index=True)[RESPONSE_COLUMNS] if responses else pd.DataFrame(
-        columns=RESPONSE_COLUMNS)
-    signal_rows = pd.concat(signals, ignore_index=True)[SIGNALS_COLUMNS] if signals else pd.DataFrame(
-        columns=SIGNALS_COLUMNS)
+    history = (
+        pd.concat(histories, ignore_index=True)
+        if histories
+        else pd.DataFrame(columns=["iteration", "split", "metric", "value", "run_id"])
+    )
+    layer_responses = (
+        pd.concat(responses, ignore_index=True)[RESPONSE_COLUMNS]
+        if responses
+        else pd.DataFrame(columns=RESPONSE_COLUMNS)
+    )
+    signal_rows = (
+        pd.concat(signals, ignore_index=True)[SIGNALS_COLUMNS] if signals else pd.DataFrame(columns=SIGNALS_COLUMNS)
+    )
     return Results(runs, history, problems, layer_responses, signal_rows)

@@ -25,8 +25,13 @@ def execute_in_place(results_dir: Path, notebook: Path = NOTEBOOK, timeout_s: in
     # keeps this machine's folders out of the committed outputs
     os.environ["RESDEG_RESULTS"] = os.path.relpath(Path(results_dir).absolute(), notebook.parent)
     try:
-        NotebookClient(nb, timeout=timeout_s, kernel_name="python3", record_timing=False,
-                       resources={"metadata": {"path": str(notebook.parent)}}).execute()
+        NotebookClient(
+            nb,
+            timeout=timeout_s,
+            kernel_name="python3",
+            record_timing=False,
+            resources={"metadata": {"path": str(notebook.parent)}},
+        ).execute()
     finally:
         if previous is None:
             del os.environ["RESDEG_RESULTS"]

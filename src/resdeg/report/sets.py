@@ -41,9 +41,11 @@ class ReportSet:
         runs = self.results.runs
         seeds = sorted(runs.seed.dropna().astype(int).unique())
         iterations = sorted(runs.iterations.dropna().astype(int).unique())
-        return (f"{len(runs)} complete runs in this set"
-                + (f", {'/'.join(map(str, iterations))} iterations" if iterations else "")
-                + (f", seeds {','.join(map(str, seeds))}" if seeds else ""))
+        return (
+            f"{len(runs)} complete runs in this set"
+            + (f", {'/'.join(map(str, iterations))} iterations" if iterations else "")
+            + (f", seeds {','.join(map(str, seeds))}" if seeds else "")
+        )
 
     @property
     def setting(self) -> str | None:
@@ -81,8 +83,10 @@ def report_sets(results: Results, dataset: str, protocol: str | None = None) -> 
         # runs not complete are named in the notes of the main set of their protocol name
         unfinished = of_dataset[~complete & (of_dataset.protocol.isin(s.results.runs.protocol.unique()))]
         if s.label == s.protocol:
-            s.notes += [f"left out, not complete: {r.run_id} ({r.status}, history to iteration {r.iteration})"
-                        for r in unfinished.itertuples()]
+            s.notes += [
+                f"left out, not complete: {r.run_id} ({r.status}, history to iteration {r.iteration})"
+                for r in unfinished.itertuples()
+            ]
         if len(taken[s.protocol]) > 1:
             others = ", ".join(label for label in taken[s.protocol] if label != s.label)
             s.notes.append(f"runs of protocol '{s.protocol}' with other settings are drawn apart, as {others}")

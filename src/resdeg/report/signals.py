@@ -46,7 +46,9 @@ def _nets(results: Results) -> list[tuple[str, int, pd.DataFrame]]:
     for (arch, depth), group in runs.groupby(["arch", "depth"]):
         of_net = results.signals[results.signals.run_id.isin(group.run_id)]
         if len(of_net):
-            mean = of_net.groupby(["iteration", "layer"])[["forward_std", "output_grad_norm", "weight_grad_norm"]].mean()
+            mean = of_net.groupby(["iteration", "layer"])[
+                ["forward_std", "output_grad_norm", "weight_grad_norm"]
+            ].mean()
             nets.append((arch, int(depth), mean.reset_index()))
     return sorted(nets, key=lambda n: (n[0] != "plain", n[1]))
 
@@ -70,8 +72,12 @@ def signals_figure(results: Results, protocol: str, caption: str | None = None):
         top, bottom = axes[0][column], axes[1][column]
         for arch, depth, signals in nets:
             at = signals[signals.iteration == iteration]
-            style = {"color": DEPTH_COLOURS.get(depth), "linestyle": "--" if arch == "plain" else "-",
-                     "linewidth": 1.2, "label": f"{KIND_TITLES[arch]}-{depth}"}
+            style = {
+                "color": DEPTH_COLOURS.get(depth),
+                "linestyle": "--" if arch == "plain" else "-",
+                "linewidth": 1.2,
+                "label": f"{KIND_TITLES[arch]}-{depth}",
+            }
             top.plot(at.layer, at.output_grad_norm, **style)
             bottom.plot(at.layer, at.forward_std, **style)
         top.set_title(f"iteration {iteration}", fontsize=9)
@@ -113,24 +119,42 @@ def signals_verdict(results: Results) -> str | None:
         ratio = first_to_last(signals)
         end = int(signals.iteration.max())
         smallest_std = float(signals.forward_std.min())
-        parts.append(f"{label} {ratio.loc[end]:.2g} at its end ({ratio.min():.2g} to {ratio.max():.2g} over training), "
-                     f"smallest response std {smallest_std:.2g}")
+        parts.append(
+            f"{label} {ratio.loc[end]:.2g} at its end ({ratio.min():.2g} to {ratio.max():.2g} over training), "
+            f"smallest response std {smallest_std:.2g}"
+        )
         if ratio.min() < VANISHING_RATIO:
             vanishing.append(label)
         too_large = ratio[ratio > 1 / VANISHING_RATIO]
         if len(too_large):
-            exploding.append(f"{label} (up to {too_large.max():.2g}, at iteration{'s' if len(too_large) > 1 else ''} "
-                             f"{', '.join(str(int(i)) for i in too_large.index)})")
+            exploding.append(
+                f"{label} (up to {too_large.max():.2g}, at iteration{'s' if len(too_large) > 1 else ''} "
+                f"{', '.join(str(int(i)) for i in too_large.index)})"
+            )
         if smallest_std < VANISHED_STD:
             vanished.append(label)
-    backward = (f"the gradients of {', '.join(vanishing)} vanish (first-to-last ratio below {VANISHING_RATIO:g}), "
-                "which contradicts the paper" if vanishing else
-                f"no net's gradients vanish (every first-to-last ratio above {VANISHING_RATIO:g})")
-    forward = (f"the forward signals of {', '.join(vanished)} vanish (a response std below {VANISHED_STD:g}), "
-               "which contradicts the paper" if vanished else "every response keeps a non-zero variance")
+    backward = (
+        f"the gradients of {', '.join(vanishing)} vanish (first-to-last ratio below {VANISHING_RATIO:g}), "
+        "which contradicts the paper"
+        if vanishing
+        else f"no net's gradients vanish (every first-to-last ratio above {VANISHING_RATIO:g})"
+    )
+    forward = (
+        f"the forward signals of {', '.join(vanished)} vanish (a response std below {VANISHED_STD:g}), "
+        "which contradicts the paper"
+        if vanished
+        else "every response keeps a non-zero variance"
+    )
     agrees = "as the paper says" if not (vanishing or vanished) else "not as the paper says"
-    explodes = (f" The gradients do grow more than {1 / VANISHING_RATIO:g}-fold from the last 3x3 layer to the first in "
-                f"{'; '.join(exploding)}: exploding rather than vanishing, where the paper says \"healthy norms\"."
-                if exploding else "")
-    return ("- Signals (Section 4.1, first 3x3 layer's gradient norm over the last one's, on a fixed training batch): "
-            + "; ".join(parts) + f". So {backward}, and {forward}: {agrees}." + explodes)
+    explodes = (
+        f" The gradients do grow more than {1 / VANISHING_RATIO:g}-fold from the last 3x3 layer to the first in "
+        f'{"; ".join(exploding)}: exploding rather than vanishing, where the paper says "healthy norms".'
+        if exploding
+        else ""
+    )
+    return (
+        "- Signals (Section 4.1, first 3x3 layer's gradient norm over the last one's, on a fixed training batch): "
+        + "; ".join(parts)
+        + f". So {backward}, and {forward}: {agrees}."
+        + explodes
+    )

@@ -69,9 +69,14 @@ def table6(results: Results, protocol: str = "paper") -> pd.DataFrame:
         best = depth in BEST_OF_SEEDS_DEPTHS
         params = round(group.parameters.iloc[0] / 1e6, 2) if len(group) else TABLE6_PARAMS_M.get(depth)
         at_chance = len(group) > 0 and did_not_train(group.final_train_error)
-        row = {"method": f"ResNet-{depth}", "# params (M)": params, "runs": len(group),
-               "test error % (ours)": (ours(group.final_test_error, best) + (" (did not train)" if at_chance else ""))
-               if len(group) else None}
+        row = {
+            "method": f"ResNet-{depth}",
+            "# params (M)": params,
+            "runs": len(group),
+            "test error % (ours)": (ours(group.final_test_error, best) + (" (did not train)" if at_chance else ""))
+            if len(group)
+            else None,
+        }
         # a net that never left chance is no depth result: it is not compared with its neighbours
         mean = float(group.final_test_error.astype(float).mean()) if len(group) and not at_chance else None
         if is_paper_protocol(protocol):
@@ -95,12 +100,17 @@ def shortcuts_table(results: Results) -> pd.DataFrame:
     done = done[done.depth.isin(options[options > 1].index)]  # depths trained with more than one option
     rows = []
     for (depth, option), group in done.groupby(["depth", "shortcut"]):
-        rows.append({
-            "method": f"ResNet-{depth}", "option": option, "# params (M)": round(group.parameters.iloc[0] / 1e6, 3),
-            "runs": len(group), "training error % (ours)": ours(group.final_train_error),
-            "test error % (ours)": ours(group.final_test_error),
-            "test error % (paper, option A)": TABLE6_TEST_ERROR.get(int(depth)) if option == "A" else None,
-        })
+        rows.append(
+            {
+                "method": f"ResNet-{depth}",
+                "option": option,
+                "# params (M)": round(group.parameters.iloc[0] / 1e6, 3),
+                "runs": len(group),
+                "training error % (ours)": ours(group.final_train_error),
+                "test error % (ours)": ours(group.final_test_error),
+                "test error % (paper, option A)": TABLE6_TEST_ERROR.get(int(depth)) if option == "A" else None,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -112,12 +122,23 @@ def table2(results: Results) -> pd.DataFrame:
     for (arch, depth), group in done.groupby(["arch", "depth"]):
         paper = TABLE2_TOP1.get((arch, int(depth)))
         errors = group["final_val_10crop_error"]
-        rows.append({
-            "method": _method(arch, int(depth)), "runs": len(group), "top-1 err % (ours)": ours(errors),
-            "top-1 err % (paper)": paper, "difference (pts)": difference(errors, paper),
-        })
+        rows.append(
+            {
+                "method": _method(arch, int(depth)),
+                "runs": len(group),
+                "top-1 err % (ours)": ours(errors),
+                "top-1 err % (paper)": paper,
+                "difference (pts)": difference(errors, paper),
+            }
+        )
     order = {"plain-18": 0, "plain-34": 1, "ResNet-18": 2, "ResNet-34": 3}
-    return pd.DataFrame(rows).sort_values("method", key=lambda m: m.map(order).fillna(9), kind="stable").reset_index(drop=True) if rows else pd.DataFrame(rows)
+    return (
+        pd.DataFrame(rows)
+        .sort_values("method", key=lambda m: m.map(order).fillna(9), kind="stable")
+        .reset_index(drop=True)
+        if rows
+        else pd.DataFrame(rows)
+    )
 
 
 def table3(results: Results) -> pd.DataFrame:
@@ -130,18 +151,30 @@ def table3(results: Results) -> pd.DataFrame:
         if group.empty:
             continue
         top1, top5 = TABLE3_TOP1_TOP5[key]
-        rows.append({
-            "model": label, "runs": len(group),
-            "top-1 err % (ours)": ours(group["final_val_10crop_error"]), "top-1 err % (paper)": top1,
-            "top-1 difference (pts)": difference(group["final_val_10crop_error"], top1),
-            "top-5 err % (ours)": ours(group["final_val_10crop_top5_error"]), "top-5 err % (paper)": top5,
-            "top-5 difference (pts)": difference(group["final_val_10crop_top5_error"], top5),
-        })
+        rows.append(
+            {
+                "model": label,
+                "runs": len(group),
+                "top-1 err % (ours)": ours(group["final_val_10crop_error"]),
+                "top-1 err % (paper)": top1,
+                "top-1 difference (pts)": difference(group["final_val_10crop_error"], top1),
+                "top-5 err % (ours)": ours(group["final_val_10crop_top5_error"]),
+                "top-5 err % (paper)": top5,
+                "top-5 difference (pts)": difference(group["final_val_10crop_top5_error"], top5),
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def write_table(table: pd.DataFrame, out_dir: Path, stem: str, caption: str, note: str | None = None,
-                paper_table: str | None = None, latex_columns: dict[str, str] | None = None) -> list[Path]:
+def write_table(
+    table: pd.DataFrame,
+    out_dir: Path,
+    stem: str,
+    caption: str,
+    note: str | None = None,
+    paper_table: str | None = None,
+    latex_columns: dict[str, str] | None = None,
+) -> list[Path]:
     """The table as markdown (with ``note``, a finding, below it), LaTeX and CSV.
 
     The caption is written once: markdown heads it with ``paper_table`` ("Table 6: ..."), LaTeX
@@ -153,10 +186,12 @@ def write_table(table: pd.DataFrame, out_dir: Path, stem: str, caption: str, not
     # a number the paper does not give is written "--", not "nan"
     markdown = table.astype(object).where(table.notna(), None).to_markdown(index=False, missingval="--")
     heading = f"{paper_table}: {caption}" if paper_table else caption
-    paths[0].write_text(f"{heading}\n\n{markdown if len(table) else '(no complete runs)'}\n"
-                        + (f"\n{note}\n" if note else ""))
-    paths[1].write_text(latex_table(table, f"{caption} (the paper's {paper_table})" if paper_table else caption,
-                                    latex_columns))
+    paths[0].write_text(
+        f"{heading}\n\n{markdown if len(table) else '(no complete runs)'}\n" + (f"\n{note}\n" if note else "")
+    )
+    paths[1].write_text(
+        latex_table(table, f"{caption} (the paper's {paper_table})" if paper_table else caption, latex_columns)
+    )
     table.to_csv(paths[2], index=False)
     return paths
 
@@ -169,18 +204,33 @@ def latex_table(table: pd.DataFrame, caption: str, columns: dict[str, str] | Non
     shown = table[list(columns)]
     cells = [[_latex_escape(str(header)) for header in columns.values()]]
     for row in shown.itertuples(index=False):
-        cells.append(["--" if pd.isna(v) else _latex_escape(f"{v:.2f}" if isinstance(v, float) else str(v)) for v in row])
+        cells.append(
+            ["--" if pd.isna(v) else _latex_escape(f"{v:.2f}" if isinstance(v, float) else str(v)) for v in row]
+        )
     lines = [" & ".join(row) + r" \\" for row in cells]
     # a column of short cells (a count, "yes") keeps its natural width; the others share the rest
     short = [max(len(row[i]) for row in cells) <= LATEX_SHORT_CELL for i in range(len(columns))]
     spec = "l" + "".join("r" if is_short else r">{\raggedleft\arraybackslash}X" for is_short in short[1:])
     environment = "tabularx" if "X" in spec else "tabular"
     width = "{\\textwidth}" if environment == "tabularx" else ""
-    return "\n".join([
-        r"\begin{table}", r"\centering", r"\small", r"\setlength{\tabcolsep}{4pt}",
-        rf"\caption{{{_latex_escape(caption)}}}",
-        rf"\begin{{{environment}}}{width}{{{spec}}}", r"\toprule", lines[0], r"\midrule", *lines[1:],
-        r"\bottomrule", rf"\end{{{environment}}}", r"\end{table}", ""])
+    return "\n".join(
+        [
+            r"\begin{table}",
+            r"\centering",
+            r"\small",
+            r"\setlength{\tabcolsep}{4pt}",
+            rf"\caption{{{_latex_escape(caption)}}}",
+            rf"\begin{{{environment}}}{width}{{{spec}}}",
+            r"\toprule",
+            lines[0],
+            r"\midrule",
+            *lines[1:],
+            r"\bottomrule",
+            rf"\end{{{environment}}}",
+            r"\end{table}",
+            "",
+        ]
+    )
 
 
 # characters (headers included) up to which a LaTeX column keeps its natural width
@@ -191,5 +241,9 @@ def _latex_escape(text: str) -> str:
     """Characters LaTeX reads as commands, and ones the default (OT1) font prints wrongly ("<" and ">" as "¡", "¿")."""
     for char in "&%$#_{}":
         text = text.replace(char, "\\" + char)
-    return (text.replace("<", r"\textless{}").replace(">", r"\textgreater{}").replace("~", r"\textasciitilde{}")
-            .replace("±", r"$\pm$"))
+    return (
+        text.replace("<", r"\textless{}")
+        .replace(">", r"\textgreater{}")
+        .replace("~", r"\textasciitilde{}")
+        .replace("±", r"$\pm$")
+    )

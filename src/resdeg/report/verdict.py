@@ -75,8 +75,9 @@ def matched_depths(results: Results) -> list[int] | None:
     return both if len(both) >= 2 else None
 
 
-def _compare(results: Results, kind: str, label: str, only: list[int] | None = None
-             ) -> tuple[str, float | None, float | None, list[str]]:
+def _compare(
+    results: Results, kind: str, label: str, only: list[int] | None = None
+) -> tuple[str, float | None, float | None, list[str]]:
     """(line, gap deepest minus shallowest, its seed spread, deeper nets above a shallower one beyond
     the spread), over the depths ``only`` (all complete depths when None)."""
     done = _complete(results, kind)
@@ -84,7 +85,12 @@ def _compare(results: Results, kind: str, label: str, only: list[int] | None = N
         done = done[done.depth.isin(only)]
     depths = sorted(done.depth.unique())
     if len(depths) < 2:
-        return f"- {label}: fewer than two depths complete ({', '.join(map(str, depths)) or 'none'}); no verdict.", None, None, []
+        return (
+            f"- {label}: fewer than two depths complete ({', '.join(map(str, depths)) or 'none'}); no verdict.",
+            None,
+            None,
+            [],
+        )
     shallow, deep = depths[0], depths[-1]
     finals = _finals(done)
     gap = finals.loc[deep, "mean"] - finals.loc[shallow, "mean"]
@@ -93,7 +99,7 @@ def _compare(results: Results, kind: str, label: str, only: list[int] | None = N
     a = mean_curve(results, done[done.depth == shallow], "train").set_index("iteration").value
     b = mean_curve(results, done[done.depth == deep], "train").set_index("iteration").value
     common = a.index.intersection(b.index)
-    above = (b[common] > a[common])
+    above = b[common] > a[common]
     since = None
     if len(common) and above.iloc[-1]:
         # the last iteration from which the deeper net stays above the shallower one
@@ -102,7 +108,7 @@ def _compare(results: Results, kind: str, label: str, only: list[int] | None = N
     # every deeper net against every shallower one: above it by more than the seed spread?
     worse = []
     for i, shallower in enumerate(depths):
-        for deeper in depths[i + 1:]:
+        for deeper in depths[i + 1 :]:
             pair_gap = finals.loc[deeper, "mean"] - finals.loc[shallower, "mean"]
             if pair_gap > (seed_spread(errors[shallower], errors[deeper]) or 0.0):
                 worse.append(f"{label}-{deeper} {pair_gap:+.1f} vs {label}-{shallower}")
@@ -111,7 +117,12 @@ def _compare(results: Results, kind: str, label: str, only: list[int] | None = N
     line = (
         f"- {label}: final training error {order}. {label}-{deep} is "
         f"{abs(gap):.1f} points {'above' if gap > 0 else 'below'} {label}-{shallow}"
-        + (f", and above it at {int(above.sum())} of {len(common)} logged iterations (continuously from iteration {since})" if since is not None else "")
+        + (
+            f", and above it at {int(above.sum())} of {len(common)} logged iterations "
+            f"(continuously from iteration {since})"
+            if since is not None
+            else ""
+        )
         + f"; {_noise_words(gap, spread, one_seed)}."
     )
     return line, float(gap), spread, worse
@@ -141,12 +152,17 @@ def _beyond(results: Results, matched: list[int] | None) -> str | None:
             parts.append(f"ResNet-{depth}: did not train ({_error_text(finals, depth)}, at chance)")
             continue
         gap = finals.loc[depth, "mean"] - finals.loc[base, "mean"]
-        noise = _noise_words(gap, seed_spread(errors[base], errors[depth]),
-                             [f"ResNet-{d}" for d in (base, depth) if len(errors[d]) < 2])
-        parts.append(f"ResNet-{depth}: {_error_text(finals, depth)}, {abs(gap):.1f} points "
-                     f"{'above' if gap > 0 else 'below'} ResNet-{base}; {noise}")
-    return ("- ResNets deeper than the plain nets (no plain net of their depth in this set, so outside the verdict "
-            "below; the paper's Fig. 6 has ResNet-110 lowest at 64k iterations): " + "; ".join(parts) + ".")
+        noise = _noise_words(
+            gap, seed_spread(errors[base], errors[depth]), [f"ResNet-{d}" for d in (base, depth) if len(errors[d]) < 2]
+        )
+        parts.append(
+            f"ResNet-{depth}: {_error_text(finals, depth)}, {abs(gap):.1f} points "
+            f"{'above' if gap > 0 else 'below'} ResNet-{base}; {noise}"
+        )
+    return (
+        "- ResNets deeper than the plain nets (no plain net of their depth in this set, so outside the verdict "
+        "below; the paper's Fig. 6 has ResNet-110 lowest at 64k iterations): " + "; ".join(parts) + "."
+    )
 
 
 def degradation_verdict(results: Results, protocol: str, dataset: str = "cifar10") -> str:
@@ -158,36 +174,61 @@ def degradation_verdict(results: Results, protocol: str, dataset: str = "cifar10
     if plain_gap is None or resnet_gap is None:
         conclusion = "Not enough complete runs for a verdict."
     elif plain_gap > 0 and plain_spread is not None and plain_gap <= plain_spread:
-        conclusion = (f"Not shown beyond noise: the deeper plain net is {plain_gap:.1f} points above the shallowest, "
-                      f"within the spread across seeds ({plain_spread:.1f} points).")
+        conclusion = (
+            f"Not shown beyond noise: the deeper plain net is {plain_gap:.1f} points above the shallowest, "
+            f"within the spread across seeds ({plain_spread:.1f} points)."
+        )
     elif plain_gap > 0 and residual_half(resnet_gap, resnet_spread, bool(resnet_worse)) == "better":
-        conclusion = (f"Degradation reproduced, both halves: the deeper plain net has higher training error "
-                      f"(+{plain_gap:.1f} points), and the deeper ResNet trains better, {-resnet_gap:.1f} points below "
-                      f"the shallowest, beyond the spread across seeds ({resnet_spread:.1f} points).")
+        conclusion = (
+            f"Degradation reproduced, both halves: the deeper plain net has higher training error "
+            f"(+{plain_gap:.1f} points), and the deeper ResNet trains better, {-resnet_gap:.1f} points below "
+            f"the shallowest, beyond the spread across seeds ({resnet_spread:.1f} points)."
+        )
     elif plain_gap > 0 and not resnet_worse:
-        spread = (f"within the spread across seeds ({resnet_spread:.1f} points)" if resnet_spread is not None
-                  else "and with one seed the seed noise is unknown")
-        conclusion = (f"Degradation reproduced in the plain nets (+{plain_gap:.1f} points); the residual half only in the weak "
-                      f"sense: no deeper ResNet is worse beyond the seed spread, but the deepest is not better beyond it "
-                      f"({resnet_gap:+.1f} points against the shallowest, {spread}).")
+        spread = (
+            f"within the spread across seeds ({resnet_spread:.1f} points)"
+            if resnet_spread is not None
+            else "and with one seed the seed noise is unknown"
+        )
+        conclusion = (
+            f"Degradation reproduced in the plain nets (+{plain_gap:.1f} points); the residual half only in the weak "
+            f"sense: no deeper ResNet is worse beyond the seed spread, but the deepest is not better beyond it "
+            f"({resnet_gap:+.1f} points against the shallowest, {spread})."
+        )
     elif plain_gap > 0:
-        conclusion = (f"Degradation shows in the plain nets (+{plain_gap:.1f} points from shallowest to deepest); the "
-                      f"residual nets shrink it to {resnet_gap:+.1f} points but do not remove it in these runs.")
-        notes.append(f"Deeper ResNets above a shallower one (by more than the seed spread, where it is known): "
-                     f"{'; '.join(resnet_worse)}.")
+        conclusion = (
+            f"Degradation shows in the plain nets (+{plain_gap:.1f} points from shallowest to deepest); the "
+            f"residual nets shrink it to {resnet_gap:+.1f} points but do not remove it in these runs."
+        )
+        notes.append(
+            f"Deeper ResNets above a shallower one (by more than the seed spread, where it is known): "
+            f"{'; '.join(resnet_worse)}."
+        )
     else:
         conclusion = "No degradation: the deeper plain net does not have higher training error in these runs."
     if plain_gap is not None and (plain_spread is None or resnet_spread is None):
-        notes.append("Some nets have one seed only: the seed noise of those comparisons is unknown "
-                     "(`SEEDS=0,1,2` measures it).")
+        notes.append(
+            "Some nets have one seed only: the seed noise of those comparisons is unknown (`SEEDS=0,1,2` measures it)."
+        )
     missing = _missing(results, SWEEP_DEPTHS.get(dataset, ()))
     signals = signals_verdict(results)
-    return "\n".join([
-        f"# Degradation verdict ({DATASET_TITLES.get(dataset, dataset)}, protocol '{protocol}')", "", plain_line,
-        resnet_line, *([beyond] if beyond else []), *([signals] if signals else []), "", f"**{conclusion}**",
-        *([""] + notes if notes else []),
-        *([""] + [f"Missing from the sweep: {missing}."] if missing else []),
-    ]) + "\n"
+    return (
+        "\n".join(
+            [
+                f"# Degradation verdict ({DATASET_TITLES.get(dataset, dataset)}, protocol '{protocol}')",
+                "",
+                plain_line,
+                resnet_line,
+                *([beyond] if beyond else []),
+                *([signals] if signals else []),
+                "",
+                f"**{conclusion}**",
+                *([""] + notes if notes else []),
+                *([""] + [f"Missing from the sweep: {missing}."] if missing else []),
+            ]
+        )
+        + "\n"
+    )
 
 
 def _missing(results: Results, depths) -> str:

@@ -11,8 +11,9 @@ import os
 from pathlib import Path
 
 
-def log_report(written: list[Path], results_dir: Path, mode: str = "auto", project: str | None = None,
-               save_dir: str | None = None) -> str | None:
+def log_report(
+    written: list[Path], results_dir: Path, mode: str = "auto", project: str | None = None, save_dir: str | None = None
+) -> str | None:
     """Log the report's PNG figures and CSV tables; the W&B run's id (None when W&B is disabled)."""
     import pandas as pd
     import wandb
@@ -24,9 +25,17 @@ def log_report(written: list[Path], results_dir: Path, mode: str = "auto", proje
         return None
     save_dir = Path(save_dir or os.environ.get("RESDEG_EXPERIMENTS", "experiments")) / "wandb"
     save_dir.mkdir(parents=True, exist_ok=True)
-    run = wandb.init(project=project or os.environ.get("WANDB_PROJECT", "resdeg"), entity=os.environ.get("WANDB_ENTITY"),
-                     name="report", job_type="report", group="report", dir=str(save_dir), mode=mode,
-                     config={"results": str(Path(results_dir).absolute())}, settings=wandb.Settings(console="off"))
+    run = wandb.init(
+        project=project or os.environ.get("WANDB_PROJECT", "resdeg"),
+        entity=os.environ.get("WANDB_ENTITY"),
+        name="report",
+        job_type="report",
+        group="report",
+        dir=str(save_dir),
+        mode=mode,
+        config={"results": str(Path(results_dir).absolute())},
+        settings=wandb.Settings(console="off"),
+    )
     try:
         for path in sorted(written):
             if path.suffix == ".png":

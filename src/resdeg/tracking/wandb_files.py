@@ -101,8 +101,11 @@ def read_offline_run(path: str | Path) -> OfflineRun:
                 run.summary[_key(item)] = json.loads(item.value_json)
         elif kind == "metric":
             m = record.metric
-            summary = [name for name in ("min", "max", "mean", "best", "last", "copy", "first")
-                       if getattr(m.summary, name, False)]
+            summary = [
+                name
+                for name in ("min", "max", "mean", "best", "last", "copy", "first")
+                if getattr(m.summary, name, False)
+            ]
             run.metrics[m.name or m.glob_name] = {"step_metric": m.step_metric, "summary": summary}
         elif kind == "exit":
             run.exit_code = record.exit.exit_code

@@ -71,8 +71,10 @@ def import_run(run: OfflineRun, results: Path) -> Path | None:
         "imported_from": f"wandb:{run.path}",
     }
     if summary["schema"] != SCHEMA_VERSION:  # logged by a resdeg older than the record's schema
-        raise ValueError(f"{run.name}: its record schema is {summary['schema']}, this resdeg imports version "
-                         f"{SCHEMA_VERSION}: train it again")
+        raise ValueError(
+            f"{run.name}: its record schema is {summary['schema']}, this resdeg imports version "
+            f"{SCHEMA_VERSION}: train it again"
+        )
     folder.mkdir(parents=True, exist_ok=True)
     write_atomic(folder / "history.csv", history_csv(sorted(history_rows(run))))
     write_atomic(folder / "config.yaml", yaml.safe_dump(nested, sort_keys=False))

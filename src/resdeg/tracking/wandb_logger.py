@@ -32,6 +32,7 @@ from resdeg.tracking.wandb_mode import choose_mode
 
 log = logging.getLogger("resdeg")
 
+
 def flatten(config: dict, prefix: str = "") -> dict:
     flat = {}
     for key, value in config.items():
@@ -59,8 +60,9 @@ class RunWandbLogger(WandbLogger):
     """Lightning's WandbLogger with the x-axis and summaries defined, and a resumed run's
     already-logged (iteration, metric) pairs left out."""
 
-    def __init__(self, *args, already_logged: set[tuple[int, str]] = frozenset(), **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, *args, already_logged: set[tuple[int, str]] = frozenset(), mode: str = "online", **kwargs):
+        super().__init__(*args, mode=mode, **kwargs)
+        self.mode = mode  # online | offline | disabled, as the run's first line says
         # Lightning always passes anonymous= (None here), which W&B answers with a deprecation warning
         self._wandb_init.pop("anonymous", None)
         self._already_logged = set(already_logged)
@@ -102,16 +104,22 @@ def wandb_logger(
     save_dir = Path(save_dir).absolute()
     save_dir.mkdir(parents=True, exist_ok=True)
     if mode == "offline":
-        log.info(f"W&B offline (no credentials found, or WANDB_MODE/logger.mode say so): upload later with "
-                 f"`wandb sync {save_dir}/wandb/offline-run-*`")
+        log.info(
+            f"W&B offline (no credentials found, or WANDB_MODE/logger.mode say so): upload later with "
+            f"`wandb sync {save_dir}/wandb/offline-run-*`"
+        )
     elif mode == "online":
-        log.info(f"W&B online: project {entity + '/' if entity else ''}{project}, group {group or network_group(identity)}; "
-                 f"files in {save_dir}/wandb")
+        log.info(
+            f"W&B online: project {entity + '/' if entity else ''}{project}, group {group or network_group(identity)}; "
+            f"files in {save_dir}/wandb"
+        )
     run_id = previous_id or f"{identity['run_id']}-{uuid.uuid4().hex[:6]}".replace("_", "-")
     return RunWandbLogger(
         # a run whose setting was changed on the command line (another lr...) says so in its name
-        name=(f"{identity['name']}-seed{identity['seed']}"
-              f"{'-setting-' + identity['protocol_hash'] if setting_overridden else ''}{'-rerun' if forced else ''}"),
+        name=(
+            f"{identity['name']}-seed{identity['seed']}"
+            f"{'-setting-' + identity['protocol_hash'] if setting_overridden else ''}{'-rerun' if forced else ''}"
+        ),
         id=run_id,
         project=project,
         entity=entity,
@@ -160,8 +168,18 @@ def network_group(identity: dict) -> str:
     return f"{identity['dataset']}-{identity['protocol']}-{identity['name']}-setting-{identity['protocol_hash']}"
 
 
-# summary fields of the run record copied to the W&B summary (resdeg.tracking.wandb_import reads them back)
-SUMMARY_FIELDS = ("schema", "status", "iteration", "iterations", "parameters", "multiply_adds", "train_seconds", "message")
+# the run record's summary keys copied into the W&B run's summary as record/<key>
+# (resdeg.tracking.wandb_import reads them back into a record)
+RECORD_KEYS_IN_WANDB_SUMMARY = (
+    "schema",
+    "status",
+    "iteration",
+    "iterations",
+    "parameters",
+    "multiply_adds",
+    "train_seconds",
+    "message",
+)
 
 
 def finish_wandb(loggers, record_summary: dict) -> None:
@@ -169,7 +187,7 @@ def finish_wandb(loggers, record_summary: dict) -> None:
     for logger in loggers:
         if isinstance(logger, WandbLogger) and logger._experiment is not None:
             run = logger.experiment
-            for key in SUMMARY_FIELDS:
+            for key in RECORD_KEYS_IN_WANDB_SUMMARY:
                 if record_summary.get(key) is not None:
                     run.summary[f"record/{key}"] = record_summary[key]
             for key, value in (record_summary.get("final") or {}).items():

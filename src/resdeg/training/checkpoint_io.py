@@ -59,12 +59,16 @@ class CheckpointBesideDestination(TorchCheckpointIO):
 def checkpoint_refused(folder: Path, exc: OSError) -> CheckpointNotWritten:
     """One line naming the folder and the fix; the previous checkpoint there is intact."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        fix = ("free space there (older runs' checkpoints under experiments/checkpoints are the largest files) "
-               "or choose another disk with paths.checkpoints=...")
+        fix = (
+            "free space there (older runs' checkpoints under experiments/checkpoints are the largest files) "
+            "or choose another disk with paths.checkpoints=..."
+        )
     else:
         fix = "make the folder writable or choose another with paths.checkpoints=..."
-    return CheckpointNotWritten(f"cannot write a checkpoint in {folder} ({exc.strerror}): {fix}; then run the same "
-                                "command again: it resumes from the last checkpoint written")
+    return CheckpointNotWritten(
+        f"cannot write a checkpoint in {folder} ({exc.strerror}): {fix}; then run the same "
+        "command again: it resumes from the last checkpoint written"
+    )
 
 
 def check_checkpoint_folder(folder: Path) -> None:

@@ -24,10 +24,21 @@ from torch.overrides import TorchFunctionMode
 
 # tensor methods whose result is a host value (a Python number, list, array or CPU tensor)
 HOST_READS = {
-    torch.Tensor.item, torch.Tensor.tolist, torch.Tensor.numpy, torch.Tensor.cpu,
-    torch.Tensor.__bool__, torch.Tensor.__float__, torch.Tensor.__int__, torch.Tensor.__index__,
-    torch.Tensor.__repr__, torch.Tensor.__format__, torch.Tensor.nonzero, torch.nonzero,
-    torch.is_nonzero, torch.equal, torch.Tensor.equal,
+    torch.Tensor.item,
+    torch.Tensor.tolist,
+    torch.Tensor.numpy,
+    torch.Tensor.cpu,
+    torch.Tensor.__bool__,
+    torch.Tensor.__float__,
+    torch.Tensor.__int__,
+    torch.Tensor.__index__,
+    torch.Tensor.__repr__,
+    torch.Tensor.__format__,
+    torch.Tensor.nonzero,
+    torch.nonzero,
+    torch.is_nonzero,
+    torch.equal,
+    torch.Tensor.equal,
 }
 
 
@@ -62,7 +73,8 @@ def _caller(func) -> str:
     """``file:line (function) -> method``: the first frame outside torch and this module."""
     for frame in reversed(traceback.extract_stack(limit=40)[:-1]):
         if "/torch/" not in frame.filename and not frame.filename.endswith("host_reads.py"):
-            return f"{frame.filename.rsplit('/', 2)[-1]}:{frame.lineno} ({frame.name}) -> {getattr(func, '__name__', func)}"
+            where = f"{frame.filename.rsplit('/', 2)[-1]}:{frame.lineno} ({frame.name})"
+            return f"{where} -> {getattr(func, '__name__', func)}"
     return getattr(func, "__name__", str(func))
 
 
@@ -96,5 +108,8 @@ class HostReadsPerIteration(pl.Callback):
     def quiet_iterations(self, *cadences: int) -> dict[int, Counter[str]]:
         """The reads of iterations that are not a multiple of any cadence (logging,
         evaluation, checkpoint): the plain training steps, which should read nothing."""
-        return {k: reads for k, reads in self.per_iteration.items()
-                if not any(c and (k % c == 0 or (k - 1) % c == 0) for c in cadences)}
+        return {
+            k: reads
+            for k, reads in self.per_iteration.items()
+            if not any(c and (k % c == 0 or (k - 1) % c == 0) for c in cadences)
+        }

@@ -20,7 +20,6 @@ from resdeg.record.schema import CHANCE_ERROR
 from resdeg.training.schedule import IterationLR, PlateauSchedule, StepSchedule
 
 
-
 class RunDiverged(RuntimeError):
     """The training loss became NaN/inf, or the error is stuck at chance past a set iteration."""
 
@@ -40,6 +39,8 @@ class ClassifierModule(pl.LightningModule):
         channels_last: bool = False,
         give_up_at_chance_after: int | None = None,
         top5: bool = False,
+        run_id: str | None = None,
+        evaluation_owed: bool = False,
     ):
         super().__init__()
         self.model = model
@@ -53,12 +54,15 @@ class ClassifierModule(pl.LightningModule):
         self.give_up_at_chance_after = give_up_at_chance_after
         # wall time spent in evaluations by this process, and how many it ran
         self.eval_seconds, self.evaluations = 0.0, 0
-        # set by resdeg.train when a resumed run owes the evaluation of its checkpoint's iteration
-        self.evaluation_owed = False
+        # a resumed run owes the evaluation of its checkpoint's iteration when it was killed during
+        # it (resdeg.record.decision.Decision.owes_evaluation): made first, as the uninterrupted run had it
+        self.evaluation_owed = evaluation_owed
         # ImageNet's tables give top-1 and top-5 error
         self.top5 = top5
-        # the run this module trains (set by resdeg.train), written into its checkpoints
-        self.run_id: str | None = None
+        # the run this module trains, written into its checkpoints
+        self.run_id = run_id
+        # the training loss and error of the latest interval closed, as the progress bar shows them
+        self.last_interval: dict[str, float] = {}
         self._reset_train_sums()
         self._reset_warmup_sums()
 
@@ -66,8 +70,10 @@ class ClassifierModule(pl.LightningModule):
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(self.model.parameters(), lr=self.schedule.lr(0, warmup_done=False))
         # stepped by Lightning after every update; its state (warm-up, plateau drops) is in every checkpoint
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": IterationLR(optimizer, self.schedule),
-                                                         "interval": "step"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": IterationLR(optimizer, self.schedule), "interval": "step"},
+        }
 
     @property
     def scheduler(self) -> IterationLR | None:
@@ -132,9 +138,14 @@ class ClassifierModule(pl.LightningModule):
         if not math.isfinite(train_loss):
             raise RunDiverged(iteration, f"the training loss is {train_loss}")
         self.emit({"train/error": train_error, "train/loss": train_loss, "train/lr": lr}, iteration)
+        self.last_interval = {"loss": train_loss, "train_err": train_error}  # what the progress bar shows
         if in_loop:  # Lightning allows self.log only inside the loop; this one feeds the progress bar
             self.log_dict({"loss": train_loss, "train_err": train_error}, prog_bar=True, logger=False)
-        if self.give_up_at_chance_after is not None and iteration >= self.give_up_at_chance_after and train_error >= CHANCE_ERROR:
+        if (
+            self.give_up_at_chance_after is not None
+            and iteration >= self.give_up_at_chance_after
+            and train_error >= CHANCE_ERROR
+        ):
             raise RunDiverged(iteration, f"the training error is still {train_error:.1f}% (chance)")
 
     def _all_processes(self, *sums) -> list[float]:
@@ -200,8 +211,9 @@ class ClassifierModule(pl.LightningModule):
         logits = self(images)
         self._add_to_sums(self._eval_sums[self.eval_split_names[dataloader_idx]], logits, labels)
 
-    def _add_to_sums(self, sums: list, logits: torch.Tensor, labels: torch.Tensor,
-                     loss_sum: torch.Tensor | None = None) -> None:
+    def _add_to_sums(
+        self, sums: list, logits: torch.Tensor, labels: torch.Tensor, loss_sum: torch.Tensor | None = None
+    ) -> None:
         """sums = [loss sum, top-1 wrong, seen, top-5 wrong] (_zero_sums), added on the device."""
         loss = F.cross_entropy(logits, labels, reduction="sum") if loss_sum is None else loss_sum
         sums[0] += loss.detach().to(sums[0].dtype)
@@ -275,11 +287,6 @@ class ClassifierModule(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("resdeg", {})
-        if "lr_schedulers" not in checkpoint:
-            # a checkpoint written before the schedule was an LRScheduler kept its state here
-            checkpoint["lr_schedulers"] = [{"last_epoch": checkpoint.get("global_step", 0),
-                                            "warmup_done_at": state.get("warmup_done_at"),
-                                            "rule": state.get("schedule")}]
         if "warmup_sums" in state:
             wrong, self._warmup_seen = state["warmup_sums"]
             self._warmup_wrong = torch.tensor(wrong, dtype=torch.long)

@@ -4,11 +4,12 @@ Machines differ several times over in speed, and a run takes minutes on one and 
 another: the run says which after its first iterations, from this machine's own pace. The
 training pace is timed from the start of update ``skip`` + 1 (after cuDNN's autotuning and
 torch.compile's first steps) to the latest update (or the end of training), less the time
-spent in evaluations, checkpoints included (they are part of what a run costs); an evaluation's cost is measured by the first one (until then
-it is estimated as a forward pass of the evaluation images at a third of the cost of a
-training image: backward is about twice forward). The record keeps the measured images/s
-(summary ``train_images_per_s``, written when the run says its expected wall time and at its end,
-so that a run still in flight has it too).
+spent in evaluations, checkpoints included (they are part of what a run costs); an
+evaluation's cost is measured by the first one (until then it is estimated as a forward pass
+of the evaluation images at a third of the cost of a training image: backward is about twice
+forward). The record keeps the measured images/s (summary ``train_images_per_s``, written
+when the run says its expected wall time and at its end, so that a run still in flight has it
+too).
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ def evaluations_left(iteration: int, iterations: int, every: int) -> int:
     return inside + (1 if iterations % every else 0)
 
 
-def expected_seconds(iterations_left: int, seconds_per_iteration: float, evaluations: int,
-                     seconds_per_evaluation: float) -> float:
+def expected_seconds(
+    iterations_left: int, seconds_per_iteration: float, evaluations: int, seconds_per_evaluation: float
+) -> float:
     return iterations_left * seconds_per_iteration + evaluations * seconds_per_evaluation
 
 
@@ -46,8 +48,9 @@ class Pace(pl.Callback):
     """Times training steps and evaluations; says the expected wall time once ``say_after``
     timed iterations are in, and again after the first evaluation (its cost then measured)."""
 
-    def __init__(self, run_name: str, batch_size: int, eval_every: int, update_record=None, skip: int = 5,
-                 say_after: int = 20):
+    def __init__(
+        self, run_name: str, batch_size: int, eval_every: int, update_record=None, skip: int = 5, say_after: int = 20
+    ):
         self.run_name, self.batch_size, self.eval_every = run_name, batch_size, eval_every
         self.update_record = update_record  # the run record's summary update, or None
         self.skip, self.say_after = skip, say_after
@@ -117,14 +120,18 @@ class Pace(pl.Callback):
         left = expected_seconds(iterations - iteration, per_iteration, evaluations, per_evaluation)
         if self.update_record is not None:
             self.update_record(**self.measured(trainer))
-        log.info(f"{self.run_name}: {images_per_s:.0f} training images/s on this machine; "
-                 f"expected {duration_words(left)} more ({iterations - iteration} iterations, "
-                 f"{evaluations} evaluations of {eval_images} images, {how})")
+        log.info(
+            f"{self.run_name}: {images_per_s:.0f} training images/s on this machine; "
+            f"expected {duration_words(left)} more ({iterations - iteration} iterations, "
+            f"{evaluations} evaluations of {eval_images} images, {how})"
+        )
 
     def measured(self, trainer) -> dict:
         """The record's fields: the training pace over every timed iteration of this process."""
         per_iteration = self.seconds_per_iteration(trainer)
         if per_iteration is None:
             return {}
-        return {"train_images_per_s": round(self.batch_size / per_iteration, 1),
-                "timed_iterations": self.timed_iterations}
+        return {
+            "train_images_per_s": round(self.batch_size / per_iteration, 1),
+            "timed_iterations": self.timed_iterations,
+        }

@@ -24,9 +24,9 @@ class IterationProgressBar(TQDMProgressBar):
     iterations, just after the module has closed an interval (``interval_just_closed``):
     reading them every iteration would make the host wait for the GPU at every step."""
 
-    def __init__(self, run_name: str, every: int = 1, refresh_rate: int = 1):
+    def __init__(self, run_name: str, every: int = 1, refresh_rate: int = 1, eval_every: int = 0):
         super().__init__(refresh_rate=refresh_rate)
-        self.run_name, self.every = run_name, max(1, int(every))
+        self.run_name, self.every, self.eval_every = run_name, max(1, int(every)), int(eval_every)
 
     def on_train_epoch_start(self, trainer, *_) -> None:
         if trainer.current_epoch == 0 or self.train_progress_bar.total != trainer.max_steps:
@@ -41,6 +41,20 @@ class IterationProgressBar(TQDMProgressBar):
             _update_n(self.train_progress_bar, n)
             if interval_just_closed(n, self.every):
                 self.train_progress_bar.set_postfix(self.get_metrics(trainer, pl_module))
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        # The last interval closes after the loop's last update (the module's on_train_end runs
+        # after this one): closed here, so that the bar ends on the training error and loss the
+        # run's closing line gives, not those of `every` iterations before. A test error is
+        # shown only where the loop's last evaluation was at the last iteration; otherwise it
+        # is measured after the loop, and the closing line gives it.
+        if self.train_progress_bar is not None and trainer.global_step == trainer.max_steps:
+            pl_module.close_last_interval()
+            metrics = {**self.get_metrics(trainer, pl_module), **getattr(pl_module, "last_interval", {})}
+            if not self.eval_every or trainer.global_step % self.eval_every:
+                metrics.pop("test_err", None)
+            self.train_progress_bar.set_postfix(metrics)
+        super().on_train_end(trainer, pl_module)
 
     def init_validation_tqdm(self):
         # evaluations are short, and their bars would flood sweep logs: disabled when made, since a
@@ -96,18 +110,20 @@ class IterationProgressLines(ProgressBar):
         rate = (n - self._start_step) / max(time.monotonic() - self._started, 1e-9)
         if interval_just_closed(n, self.every):
             metrics = {k: v for k, v in self.get_metrics(trainer, pl_module).items() if k != "v_num"}
-            metrics = dict(sorted(metrics.items(), key=lambda kv: SHOWN_FIRST.index(kv[0]) if kv[0] in SHOWN_FIRST else 9))
+            metrics = dict(
+                sorted(metrics.items(), key=lambda kv: SHOWN_FIRST.index(kv[0]) if kv[0] in SHOWN_FIRST else 9)
+            )
             shown = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
             log.info(f"{self.run_name} it {n - 1}/{trainer.max_steps} ({rate:.2f} it/s){': ' + shown if shown else ''}")
         if n == trainer.max_steps:
             log.info(f"{self.run_name} it {n}/{trainer.max_steps} ({rate:.2f} it/s)")
 
 
-def progress_callback(run_name: str, every: int, stream=None, parallel: bool = False):
+def progress_callback(run_name: str, every: int, stream=None, parallel: bool = False, eval_every: int = 0):
     """A redrawn bar on a terminal, compact lines anywhere else (see IterationProgressLines),
     and in a job of a parallel sweep, whose workers share the launching terminal: several
     bars redrawn on one terminal would overwrite each other."""
     stream = stream or sys.stderr
     if stream.isatty() and not parallel:
-        return IterationProgressBar(run_name, every)
+        return IterationProgressBar(run_name, every, eval_every=eval_every)
     return IterationProgressLines(run_name, every)

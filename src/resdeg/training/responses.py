@@ -13,11 +13,14 @@ positions) of the whole test set, once, at the end of a run.
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Callable, Iterable
 
 import torch
 from torch import nn
+
+log = logging.getLogger("resdeg")
 
 
 def response_layers(model: nn.Module) -> list[tuple[str, nn.BatchNorm2d]]:
@@ -38,20 +41,24 @@ def response_layers(model: nn.Module) -> list[tuple[str, nn.BatchNorm2d]]:
 
 
 @torch.no_grad()
-def layer_response_std(model: nn.Module, batches: Iterable, prepare: Callable = lambda x: x,
-                       all_processes: Callable = lambda t: t) -> list[dict]:
+def layer_response_std(
+    model: nn.Module, batches: Iterable, prepare: Callable = lambda x: x, all_processes: Callable = lambda t: t
+) -> list[dict]:
     """One row per 3x3 layer: ``layer`` (1-based, network order), ``name``, ``std``.
 
     ``prepare`` readies a batch of images for the model (device, memory format);
     ``all_processes`` adds up a tensor over DDP processes, each of which saw part of the set.
     """
     layers = response_layers(model)
+    # per layer: the element count on the host (known without asking the device), the sum and the
+    # sum of squares on the device; nothing is read back or copied over until the set is done
+    counts = [0] * len(layers)
     sums: list[torch.Tensor | None] = [None] * len(layers)
 
     def accumulate(index: int, _module, _inputs, output: torch.Tensor) -> None:
         out = output.detach().double()
-        moments = torch.stack([torch.tensor(out.numel(), dtype=torch.float64, device=out.device), out.sum(),
-                               out.square().sum()])
+        moments = torch.stack([out.sum(), out.square().sum()])
+        counts[index] += out.numel()
         sums[index] = moments if sums[index] is None else sums[index] + moments
 
     hooks = [bn.register_forward_hook(lambda m, i, o, k=k: accumulate(k, m, i, o)) for k, (_, bn) in enumerate(layers)]
@@ -64,11 +71,39 @@ def layer_response_std(model: nn.Module, batches: Iterable, prepare: Callable = 
         for hook in hooks:
             hook.remove()
         model.train(was_training)
+    present = [k for k, moments in enumerate(sums) if moments is not None]
+    if not present:
+        return []
+    # one (layers x 3) table of count, sum and sum of squares: one reduction, one read
+    device = sums[present[0]].device
+    table = torch.cat(
+        [
+            torch.tensor([[float(counts[k])] for k in present], dtype=torch.float64, device=device),
+            torch.stack([sums[k] for k in present]),
+        ],
+        dim=1,
+    )
     rows = []
-    for k, ((name, _), moments) in enumerate(zip(layers, sums)):
-        if moments is None:
-            continue
-        count, total, squares = all_processes(moments).tolist()
+    for k, (count, total, squares) in zip(present, all_processes(table).tolist()):
         mean = total / count
-        rows.append({"layer": k + 1, "name": name, "std": math.sqrt(max(squares / count - mean * mean, 0.0))})
+        rows.append({"layer": k + 1, "name": layers[k][0], "std": math.sqrt(max(squares / count - mean * mean, 0.0))})
     return rows
+
+
+def record_layer_responses(recorder, trainer, module, datamodule, name: str) -> None:
+    """Fig. 7's layer responses of the trained net on the test set, written beside history.csv.
+
+    An analysis after training: if it fails, the run is still recorded complete, without them.
+    """
+    from resdeg.models import eager
+
+    try:
+        test = datamodule.val_dataloader()[datamodule.eval_split_names.index("test")]
+        reduce = (lambda t: trainer.strategy.reduce(t, reduce_op="sum")) if trainer.world_size > 1 else (lambda t: t)
+        with eager(module.model) as model:  # forward hooks on the eager net, also under compile
+            rows = layer_response_std(
+                model, test, lambda x: x.to(module.device).contiguous(memory_format=module.memory_format), reduce
+            )
+        recorder.write_layer_responses(rows)
+    except Exception as exc:  # noqa: BLE001 - never lose a trained run to its analysis
+        log.warning(f"{name}: layer responses (Fig. 7) not recorded: {type(exc).__name__}: {exc}")

@@ -122,7 +122,11 @@ class PlateauSchedule:
         return {"best": self.best, "evaluations_since_best": self.evaluations_since_best, "drops": self.drops}
 
     def load_state_dict(self, state: dict) -> None:
-        self.best, self.evaluations_since_best, self.drops = state["best"], state["evaluations_since_best"], state["drops"]
+        self.best, self.evaluations_since_best, self.drops = (
+            state["best"],
+            state["evaluations_since_best"],
+            state["drops"],
+        )
 
 
 class IterationLR(LRScheduler):
@@ -168,9 +172,12 @@ class IterationLR(LRScheduler):
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
     def state_dict(self) -> dict:
-        return {"last_epoch": self.last_epoch, "warmup_done_at": self.warmup_done_at,
-                "rule": self.rule.state_dict() if hasattr(self.rule, "state_dict") else None,
-                "_last_lr": getattr(self, "_last_lr", None)}
+        return {
+            "last_epoch": self.last_epoch,
+            "warmup_done_at": self.warmup_done_at,
+            "rule": self.rule.state_dict() if hasattr(self.rule, "state_dict") else None,
+            "_last_lr": getattr(self, "_last_lr", None),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.last_epoch, self.warmup_done_at = state["last_epoch"], state.get("warmup_done_at")

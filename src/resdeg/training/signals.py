@@ -62,13 +62,17 @@ def measure_signals(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
         model.train(was_training)
     n = len(layers)
     with torch.no_grad():
-        values = torch.stack([
-            torch.stack([r.detach().double().std(correction=0) for r in responses]),
-            torch.stack([g.double().norm() for g in grads[:n]]),
-            torch.stack([g.double().norm() for g in grads[n:]]),
-        ]).T.tolist()  # the one read from the device
-    return [{"layer": k + 1, "name": name, "forward_std": std, "output_grad_norm": out, "weight_grad_norm": w}
-            for k, ((name, _), (std, out, w)) in enumerate(zip(layers, values))]
+        values = torch.stack(
+            [
+                torch.stack([r.detach().double().std(correction=0) for r in responses]),
+                torch.stack([g.double().norm() for g in grads[:n]]),
+                torch.stack([g.double().norm() for g in grads[n:]]),
+            ]
+        ).T.tolist()  # the one read from the device
+    return [
+        {"layer": k + 1, "name": name, "forward_std": std, "output_grad_norm": out, "weight_grad_norm": w}
+        for k, ((name, _), (std, out, w)) in enumerate(zip(layers, values))
+    ]
 
 
 def measured_at(iteration: int, every: int, last: int) -> bool:
@@ -100,16 +104,26 @@ class GradientSignals(pl.Callback):
 
     def measure(self, trainer, pl_module) -> None:
         iteration = trainer.global_step
-        if not trainer.is_global_zero or iteration == self._measured_at or not measured_at(iteration, self.every, self.last):
+        if (
+            not trainer.is_global_zero
+            or iteration == self._measured_at
+            or not measured_at(iteration, self.every, self.last)
+        ):
             return
         started = time.monotonic()
         if self._batch is None:
             images, labels = trainer.datamodule.signal_batch()
-            self._batch = (images.to(pl_module.device).contiguous(memory_format=pl_module.memory_format),
-                           labels.to(pl_module.device))
+            self._batch = (
+                images.to(pl_module.device).contiguous(memory_format=pl_module.memory_format),
+                labels.to(pl_module.device),
+            )
         with eager(pl_module.model) as model:  # forward hooks on the eager net, also under compile
             rows = measure_signals(model, *self._batch)
         self.write(iteration, rows)
         self._measured_at = iteration
         self.seconds += time.monotonic() - started
         self.measurements += 1
+
+    def measured(self) -> dict:
+        """What the probe cost this run, for its record (signals_seconds, signal_measurements)."""
+        return {"signals_seconds": round(self.seconds, 2), "signal_measurements": self.measurements}
