@@ -1,4 +1,5 @@
-"""A Hydra callback for tests: the process ids of a sweep and of its jobs, appended to a file."""
+"""A Hydra callback for tests: the process ids of a sweep and of its jobs, appended to a file,
+with the number of jobs side by side each job was told (resdeg.launch.JOBS_SIDE_BY_SIDE_ENV)."""
 
 import os
 
@@ -11,7 +12,7 @@ class ProcessIds(Callback):
 
     def _write(self, what: str) -> None:
         with open(self.path, "a") as f:
-            f.write(f"{what} {os.getpid()}\n")
+            f.write(f"{what} {os.getpid()} {os.environ.get('RESDEG_JOBS_SIDE_BY_SIDE', '-')}\n")
 
     def on_multirun_start(self, config, **kwargs) -> None:
         self._write("sweep")

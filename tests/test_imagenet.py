@@ -375,6 +375,9 @@ def test_decoding_workers_come_from_the_cores_each_process_may_use():
     # srun without binding: the task sees the node but SLURM gave it 8 cores
     assert decoding_workers(64, 8, "8")[0] == 7
     assert decoding_workers(2, 4, None)[0] == 1  # never fewer than one
+    # the parallel launcher's jobs side by side share the node too: 8 one-GPU jobs on 64 cores
+    assert decoding_workers(64, 1, None, jobs=8)[0] == 7
+    assert decoding_workers(64, 1, None)[0] == 63  # a job alone
 
 
 def test_plateau_schedule_divides_by_ten_when_the_error_stops_improving():

@@ -212,6 +212,9 @@ def test_wandb_mode_is_chosen_without_prompting(monkeypatch, tmp_path):
 
 # -- launchers ----------------------------------------------------------------------------
 def test_parallel_launcher_runs_two_jobs_side_by_side_to_complete_records(cifar_root, tmp_path):
+    import os
+
+    pids = tmp_path / "pids"
     result = run_cli(
         "--multirun",
         "hydra/launcher=parallel",
@@ -220,10 +223,17 @@ def test_parallel_launcher_runs_two_jobs_side_by_side_to_complete_records(cifar_
         "model.depth=8",
         *TINY,
         *paths(tmp_path),
-        env={"RESDEG_CIFAR_ROOT": str(cifar_root)},
+        "+hydra.callbacks.pids._target_=pid_callback.ProcessIds",
+        f"+hydra.callbacks.pids.path={pids}",
+        env={
+            "RESDEG_CIFAR_ROOT": str(cifar_root),
+            "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]),
+        },
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Joblib.Parallel(n_jobs=2" in result.stdout + result.stderr
+    # each job knows it shares the node with one other (ImageNet's decoding workers take half)
+    assert [line.split()[2] for line in pids.read_text().splitlines() if line.startswith("job")] == ["2", "2"]
     runs = summaries(tmp_path)
     assert sorted(r["name"] for r in runs.values()) == ["plain-8", "resnet-8-A"]
     assert all(r["status"] == "complete" for r in runs.values())
@@ -262,9 +272,11 @@ def test_a_parallel_sweep_of_one_job_at_a_time_runs_its_jobs_in_a_worker_not_in_
     spans = sorted((r["started_at"], r["finished_at"]) for r in runs.values())
     assert spans[0][1] <= spans[1][0]  # one after another
     written = [line.split() for line in pids.read_text().splitlines()]
-    (sweep,) = [pid for what, pid in written if what == "sweep"]
-    jobs = [pid for what, pid in written if what == "job"]
+    (sweep,) = [pid for what, pid, _ in written if what == "sweep"]
+    jobs = [pid for what, pid, _ in written if what == "job"]
     assert len(jobs) == 2 and sweep not in jobs and len(set(jobs)) == 1, written
+    # each job was told it runs alone: it sizes its share of the cores (ImageNet's decoding) so
+    assert [told for what, _, told in written if what == "job"] == ["1", "1"]
 
 
 def test_gpu_slots_put_jobs_on_distinct_devices_with_a_faked_device_count(tmp_path):

@@ -92,6 +92,15 @@ def runs_per_gpu(value, bench_dir: str | Path, dataset: str = "cifar10") -> int:
     return int(value)
 
 
+# the number of jobs the parallel launcher runs side by side, for each job to size what it
+# takes of the node's cores by (resdeg.data.imagenet's decoding workers); 1 where unset
+JOBS_SIDE_BY_SIDE_ENV = "RESDEG_JOBS_SIDE_BY_SIDE"
+
+
+def jobs_side_by_side() -> int:
+    return max(1, int(os.environ.get(JOBS_SIDE_BY_SIDE_ENV, "1") or 1))
+
+
 def parallel_jobs(runs_per_gpu: int, cpu_jobs: int) -> int:
     """Jobs a parallel sweep runs at once: runs_per_gpu on each GPU, or cpu_jobs without one."""
     gpus = cuda_device_count()

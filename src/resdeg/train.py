@@ -134,19 +134,8 @@ def _fit_and_record(cfg: DictConfig, identity: dict, folders: RunFolders, decisi
         if trainer.global_step < protocol.iterations:  # Lightning stopped early
             outcome.finish("interrupted", message=f"stopped at iteration {trainer.global_step}")
             raise RunStopped(f"{name} stopped at iteration {trainer.global_step}; record: {folders.record}")
-        final = final_errors(recorder.last_metrics)
         pace = next(c for c in callbacks if isinstance(c, Pace))
-        outcome.finish(
-            "complete",
-            final=final,
-            train_seconds=round(time.monotonic() - started, 1),
-            eval_seconds=round(module.eval_seconds, 1),
-            evaluations=module.evaluations,
-            **(signals.measured() if signals is not None else {}),
-            **pace.measured(trainer),
-            processes=trainer.world_size,
-            batch_per_process=int(protocol.batch_size) // trainer.world_size,
-        )
+        final = outcome.complete(trainer, module, signals, pace, time.monotonic() - started, int(protocol.batch_size))
     if outcome.status == "complete" and trainer.is_global_zero:
         if folders.checkpoints_tracked:  # the record is the result; the tracked tree stays light
             shutil.rmtree(folders.checkpoints, ignore_errors=True)
@@ -155,16 +144,6 @@ def _fit_and_record(cfg: DictConfig, identity: dict, folders: RunFolders, decisi
             )
         run_ended(identity, "complete", final, time.monotonic() - started, portable(folders.record))
     return recorder.summary
-
-
-def final_errors(last: dict[str, float]) -> dict[str, float]:
-    """The errors at the last iteration, named ``<split>_<metric>``: train_error, test_error,
-    val_error, val_top5_error, val_10crop_error, val_10crop_top5_error..."""
-    return {
-        f"{key.split('/')[0]}_{key.split('/')[1]}": value
-        for key, value in sorted(last.items())
-        if key.split("/")[-1].endswith("error")
-    }
 
 
 # the configs ship inside the package (src/resdeg/conf; conf/ at the repository root points there),

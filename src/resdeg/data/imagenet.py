@@ -143,21 +143,26 @@ def list_tree(root: Path, num_classes: int) -> dict[str, int]:
     return images
 
 
-def decoding_workers(affinity_cores: int, local_processes: int, slurm_cpus_per_task: str | None) -> tuple[int, str]:
+def decoding_workers(
+    affinity_cores: int, local_processes: int, slurm_cpus_per_task: str | None, jobs: int = 1
+) -> tuple[int, str]:
     """DataLoader workers of one training process, from the cores it may use, and why.
 
     JPEG decoding is the ImageNet input's cost (about 300 images/s per core): every core a
     process may use but one (its own training loop) decodes. Under SLURM a task is given
     SLURM_CPUS_PER_TASK cores of its own (and task binding makes them its whole affinity): they
     are this process's alone. Otherwise the processes of the node (Lightning's launcher, or
-    torchrun, one per GPU) share its cores, so each takes its part.
+    torchrun, one per GPU), of every one of the ``jobs`` the parallel launcher runs side by
+    side, share its cores, so each takes its part.
     """
     if slurm_cpus_per_task:
         cores = min(affinity_cores, int(slurm_cpus_per_task))
         why = f"{cores} cores of this SLURM task, one kept for training"
     else:
-        cores = affinity_cores // max(1, local_processes)
-        why = f"{affinity_cores} cores shared by {local_processes} process(es) on this node, one each kept for training"
+        processes = max(1, local_processes) * max(1, jobs)
+        cores = affinity_cores // processes
+        sharing = f"{local_processes} process(es)" + (f" in each of {jobs} jobs side by side" if jobs > 1 else "")
+        why = f"{affinity_cores} cores shared by {sharing} on this node, one each kept for training"
     return max(1, cores - 1), why
 
 
@@ -210,7 +215,11 @@ class ImageNetDataModule(pl.LightningDataModule):
             return int(self.num_workers)
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         local_processes = self.trainer.num_devices if self.trainer is not None else 1
-        workers, why = decoding_workers(cores, local_processes, os.environ.get("SLURM_CPUS_PER_TASK"))
+        from resdeg.launch import jobs_side_by_side
+
+        workers, why = decoding_workers(
+            cores, local_processes, os.environ.get("SLURM_CPUS_PER_TASK"), jobs=jobs_side_by_side()
+        )
         if not getattr(self, "_workers_said", False) and (self.trainer is None or self.trainer.is_global_zero):
             log.info(f"ImageNet decoding: {workers} DataLoader workers per process ({why}; data.num_workers sets it)")
             self._workers_said = True

@@ -1,7 +1,7 @@
 """How a run ends, as its record says it: the one map from what stopped a run to the record's
 status and to what the sweep does next.
 
-    complete     the loop reached protocol.iterations (recorded by the run, with its figures)
+    complete     the loop reached protocol.iterations: RunOutcome.complete, with the final errors and costs
     diverged     RunDiverged: a NaN/inf loss, or an error stuck at chance (resdeg.training.module);
                  the sweep goes on
     interrupted  a signal (SIGTERM, SIGUSR1/2, Ctrl-C, a dead output pipe: resdeg.training.preemption),
@@ -43,6 +43,22 @@ class RunOutcome:
         self.status = status
         self.recorder.finish(status, **fields)
         finish_wandb(self.loggers, self.recorder.summary)
+
+    def complete(self, trainer, module, signals, pace, seconds: float, batch_size: int) -> dict[str, float]:
+        """Record the run complete, with its final errors and what it cost; the final errors."""
+        final = final_errors(self.recorder.last_metrics)
+        self.finish(
+            "complete",
+            final=final,
+            train_seconds=round(seconds, 1),
+            eval_seconds=round(module.eval_seconds, 1),
+            evaluations=module.evaluations,
+            **(signals.measured() if signals is not None else {}),
+            **pace.measured(trainer),
+            processes=trainer.world_size,
+            batch_per_process=batch_size // trainer.world_size,
+        )
+        return final
 
     def failed(self, exc: BaseException) -> None:
         before = "" if self.trainer is not None else "before training: "
@@ -105,3 +121,13 @@ def resumes_where(checkpoints, name: str) -> str:
         )
     except Exception:  # noqa: BLE001 - a message must never hide how the run stopped
         return "from its last checkpoint"
+
+
+def final_errors(last: dict[str, float]) -> dict[str, float]:
+    """The errors at the last iteration, named ``<split>_<metric>``: train_error, test_error,
+    val_error, val_top5_error, val_10crop_error, val_10crop_top5_error..."""
+    return {
+        f"{key.split('/')[0]}_{key.split('/')[1]}": value
+        for key, value in sorted(last.items())
+        if key.split("/")[-1].endswith("error")
+    }
