@@ -22,14 +22,16 @@ from typing import Sequence
 from hydra.core.utils import JobReturn
 
 from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
-from resdeg.launch import JOBS_SIDE_BY_SIDE_ENV
 
 
 class ResdegParallelLauncher(JoblibLauncher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         if str(self.joblib.get("n_jobs")) == "auto":
             self.joblib["n_jobs"] = decided_jobs(self.config)
-        # each job shares the node's cores with the others (its workers inherit this)
+        # each job shares the node's cores with the others (its workers inherit this); resdeg is
+        # imported only here: Hydra imports every plugin whenever it composes a config
+        from resdeg.launch import JOBS_SIDE_BY_SIDE_ENV
+
         os.environ[JOBS_SIDE_BY_SIDE_ENV] = str(min(int(self.joblib["n_jobs"]), len(job_overrides)))
         if int(self.joblib["n_jobs"]) != 1:
             return super().launch(job_overrides, initial_job_idx)
