@@ -81,18 +81,8 @@ SUMMARY_KEYS = (
     "finished_at",
     "last",
     "final",
-    "iteration",
-    "iterations",
-    "parameters",
     "multiply_adds",
-    "wall_time_s",
     "wall_time_before_s",
-    "train_seconds",
-    "eval_seconds",
-    "evaluations",
-    "signals_seconds",
-    "signal_measurements",
-    "train_images_per_s",
     "timed_iterations",
     "processes",
     "batch_per_process",
@@ -105,6 +95,7 @@ SUMMARY_KEYS = (
     "diverged_at",
     "wandb_id",
     "imported_from",
+    *MEASURED_FIELDS,
 )
 
 # what the report needs of every record to place it in a figure, and the fields that are numbers
