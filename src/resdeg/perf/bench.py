@@ -34,7 +34,8 @@ import torch
 import torch.nn.functional as F
 
 from resdeg.devices import device_name, device_slug
-from resdeg.perf.timing import REPO, build, compose_cfg, own_sync, time_bare, time_harness
+from resdeg.paths import results_root
+from resdeg.perf.timing import build, compose_cfg, own_sync, time_bare, time_harness
 
 MODELS = (("residual", 20), ("residual", 56), ("plain", 56))
 
@@ -138,7 +139,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument(
         "--workers", type=int, default=8 if gpu else 2, help="DataLoader workers of the conventional pipeline"
     )
-    parser.add_argument("--out", default=str(REPO / "results" / "bench"))
+    parser.add_argument(
+        "--out", default=str(results_root() / "bench"), help="default: $RESDEG_RESULTS/bench, else results/bench"
+    )
     parser.add_argument("--imagenet-root", help="measure the ImageNet input pipeline on this ImageFolder tree instead")
     parser.add_argument("--batches", type=int, default=10, help="timed batches of 64 images (--imagenet-root)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. trainer.precision=bf16-mixed")

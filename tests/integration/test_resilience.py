@@ -11,10 +11,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import REPO, run_cli
-
-# every test here starts the training CLI or trains on the real CIFAR-10
-pytestmark = pytest.mark.slow
+# -- bad input and records that must not be lost -------------------------------------------
+from conftest import (
+    REPO,
+    paths,
+    run_cli,
+    write_cifar_folder,  # noqa: E402
+)
 
 # ResNet-20 on real CIFAR-10, batch 32 (an epoch is 1562 iterations: every checkpoint is mid-epoch).
 SHORT = [
@@ -31,10 +34,6 @@ SHORT = [
     "trainer.deterministic=true",
     "layer_responses=false",  # Fig. 7's pass over the test set: tested in test_report, not needed here
 ]
-
-
-def paths(tmp: Path) -> list[str]:
-    return [f"paths.results={tmp / 'results'}", f"paths.experiments={tmp / 'experiments'}"]
 
 
 def only_record(tmp: Path) -> Path:
@@ -441,10 +440,6 @@ def test_nan_loss_marks_the_run_diverged_and_the_sweep_goes_on(cifar_root, tmp_p
         if json.loads(p.read_text())["status"] == "diverged"
     )
     assert diverged["diverged_at"] in (5, 10) and "diverged" in diverged["message"]
-
-
-# -- bad input and records that must not be lost -------------------------------------------
-from conftest import write_cifar_folder  # noqa: E402
 
 
 def fake_data(tmp: Path) -> str:
