@@ -109,10 +109,11 @@ def _fit_and_record(cfg: DictConfig, identity: dict, folders: RunFolders, decisi
         iteration=decision.iteration,
         checkpoint_dir=portable(folders.checkpoints),
     )
-    if process_rank() == 0:
-        run_started(identity, portable(folders.record), decision.action, decision.iteration, wandb_mode(loggers))
     # the record says running from here: whatever stops the run is recorded, it is never left running
+    # (a Ctrl-C as soon as the run says it started included)
     with recorded_outcome(recorder, loggers, name, folders.record, folders.checkpoints) as outcome:
+        if process_rank() == 0:
+            run_started(identity, portable(folders.record), decision.action, decision.iteration, wandb_mode(loggers))
         callbacks = run_callbacks(cfg, name, folders.checkpoints, recorder=recorder)
         trainer = outcome.trainer = build_trainer(
             cfg,

@@ -14,10 +14,10 @@ def records(results: Path) -> list[dict]:
 
 
 def test_short_real_training_run_learns(cifar_root, tmp_path):
-    """ResNet-20, 300 iterations on real CIFAR-10: training error falls well below chance (90%)."""
+    """ResNet-8, 300 iterations on real CIFAR-10: training error falls well below chance (90%)."""
     cfg = compose_config(
         "model.arch=residual",
-        "model.depth=20",
+        "model.depth=8",
         "protocol=cifar_quick",
         "protocol.iterations=300",
         "protocol.schedule.warmup_iterations=50",

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -192,4 +193,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback (the table is written only at the end)
+        print("\n[bench] stopped by Ctrl-C: nothing written", file=sys.stderr)
+        sys.exit(130)

@@ -75,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         clock.start(section)
         try:
             run[section]()
+        except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback; each section's rows are written as it ends
+            print(f"\n[gpu-check] stopped by Ctrl-C in {section}: the sections before it are in {out}", flush=True)
+            return 130
         except Exception as exc:  # noqa: BLE001 - the next sections still run; the failure is a row
             check.add(section, "error", "", note=f"{type(exc).__name__}: {exc}"[:300])
         csv_path, md_path = check.write()
