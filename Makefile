@@ -79,14 +79,14 @@ help:
 	@sed -n '1,/^$$/{s/^# \{0,1\}//;p}' $(firstword $(MAKEFILE_LIST))
 
 # the whole suite (what CI runs), then the inner loop's tier: the formatter and linter, and
-# every test not marked slow (tests/conftest.py says which are)
+# the unit tests (tests/unit/; tests/integration/ is the slow tier, tests/conftest.py)
 test: setup
 	$(PY) -m pytest
 
 test-fast: setup
 	$(VENV)/bin/ruff format --check src tests
 	$(VENV)/bin/ruff check src tests
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest tests/unit
 
 # The CIFAR-10 protocol a target runs ($$protocol): PROTOCOL=paper or quick, or auto: the
 # paper's with a GPU, the quick CPU family without one, said in one line with what the quick
@@ -131,7 +131,7 @@ sweep-budget: setup
 # checkpoint is removed when the run completes.
 sweep-paper-20: setup
 	set -x; $(PY) -m resdeg.train $(SWEEP_ARGS) experiment=degradation_cifar protocol=cifar_paper model.depth=20 \
-	  model.arch=residual,plain paths.checkpoints=results/checkpoints $(ARGS)
+	  model.arch=residual,plain 'paths.checkpoints=$${paths.results}/checkpoints' $(ARGS)
 
 # Shortcut options A/B/C: on CIFAR-10 (ResNet-20/56, not in the paper; quick protocol without
 # a GPU) or on ImageNet (ResNet-34, Table 3)

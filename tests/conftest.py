@@ -20,18 +20,33 @@ from resdeg.resolvers import register_resolvers
 register_resolvers()
 
 REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "src" / "resdeg"
 
-# The two tiers: `make test-fast` leaves out the tests marked `slow` (pyproject.toml), which
-# train networks end to end: every test that reads the real CIFAR-10 (the ``cifar_root``
-# fixture) or starts a SLURM cluster (``slurm``) is one, and the others that start the training
-# CLI say so with @pytest.mark.slow. `make test` runs both.
+# the report's tests share their record writers and fixtures (tests/fake_records.py)
+pytest_plugins = ["fake_records"]
+
+# The two tiers mirror the folders: tests/unit/<package folder>/ tests one part of the package
+# in-process, in seconds; tests/integration/ runs it as users do (the CLI, make, real CIFAR-10,
+# SLURM, LaTeX, a built wheel) and is marked `slow` (pyproject.toml). `make test-fast` runs the
+# unit tier, `make test` both. A unit test that asks for the real data or a cluster belongs in
+# integration/: collection says so.
 SLOW_FIXTURES = ("cifar_root", "slurm")
+INTEGRATION = Path(__file__).resolve().parent / "integration"
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if any(name in getattr(item, "fixturenames", ()) for name in SLOW_FIXTURES):
+        if INTEGRATION in Path(item.path).parents:
             item.add_marker(pytest.mark.slow)
+        elif slow := [name for name in SLOW_FIXTURES if name in getattr(item, "fixturenames", ())]:
+            raise pytest.UsageError(f"{item.nodeid} uses {', '.join(slow)}: it belongs in tests/integration/")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def decoded_cifar_cache(tmp_path_factory):
+    """The runs a test session starts (its subprocesses too) keep CIFAR-10's decoded arrays in a
+    cache of the session's (resdeg.data.cifar10_files), never in the user's own."""
+    os.environ["RESDEG_CACHE"] = str(tmp_path_factory.mktemp("decoded-cifar"))
 
 
 def _find_cifar_root() -> Path | None:
@@ -78,6 +93,41 @@ def write_cifar_folder(folder: Path, per_class_train: int = 20, per_class_test: 
             {"data": rng.integers(0, 256, (len(test_labels), 3072), dtype=np.uint8), "labels": test_labels.tolist()}, f
         )
     return folder
+
+
+def paths(tmp: Path) -> list[str]:
+    """The overrides that keep a test's records and experiments in its own folder."""
+    return [f"paths.results={tmp / 'results'}", f"paths.experiments={tmp / 'experiments'}"]
+
+
+def compose_config(*overrides: str):
+    """The config a run of these overrides trains with, composed as the CLI composes it."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+# config values the checks refuse, each with the start of its one-line message (resdeg.config_checks)
+BAD = [
+    ("protocol.iterations=0", "protocol.iterations=0 is too small: it must be at least 1"),
+    ("protocol.iterations=-5", "protocol.iterations=-5 is too small"),
+    ("protocol.batch_size=0", "protocol.batch_size=0 is too small"),
+    ("protocol.batch_size=100000", "protocol.batch_size=100000 is larger than the 50000 training images"),
+    ("protocol.schedule.base_lr=-1", "protocol.schedule.base_lr=-1 must be a finite number above 0"),
+    ("protocol.schedule.base_lr=nan", "protocol.schedule.base_lr=nan must be a finite number above 0"),
+    ("trainer.precision=fp17", "trainer.precision='fp17' is unknown: choose one of"),
+    ("seed=abc", "seed='abc' is not an integer"),
+    ("model.depth=abc", "model.depth='abc' is not an integer"),
+    ("checkpoint_minutes=-1", "checkpoint_minutes=-1 must be a number of minutes of at least 0"),
+    ("seed=-1", "seed=-1 is too small: it must be at least 0"),
+    ("seed=4294967296", "seed=4294967296 is too large: it must be at most 4294967295"),
+    ("protocol.schedule.warmup_iterations=-1", "protocol.schedule.warmup_iterations=-1 is too small"),
+    ("data.eval_batch_size=0", "data.eval_batch_size=0 is too small: it must be at least 1"),
+    ("model.num_classes=5", "model.num_classes=5 does not match CIFAR-10's 10 classes"),
+    ("protocol.optimizer.momentum=-1", "protocol.optimizer.momentum=-1 must be a finite number of at least 0"),
+    ("trainer.devices=0", "trainer.devices=0 trains on no device"),
+]
 
 
 def run_cli(
@@ -127,6 +177,11 @@ IMAGENET_TINY = [
     "protocol.eval_every=3",
     "protocol.checkpoint_every=3",
 ]
+
+
+@pytest.fixture(scope="session")
+def imagenet_tree(tmp_path_factory) -> Path:
+    return write_imagenet_tree(tmp_path_factory.mktemp("imagenet"))
 
 
 @pytest.fixture(scope="session")

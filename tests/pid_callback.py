@@ -1,5 +1,5 @@
 """A Hydra callback for tests: the process ids of a sweep and of its jobs, appended to a file,
-with the number of jobs side by side each job was told (resdeg.launch.JOBS_SIDE_BY_SIDE_ENV)."""
+with the number of jobs side by side each job was told (resdeg.launch.gpu_share.JOBS_SIDE_BY_SIDE_ENV)."""
 
 import os
 

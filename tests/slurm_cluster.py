@@ -36,7 +36,7 @@ PACKAGES = {
 # the node is this machine, by its own name: Lightning's DDP under srun reaches the first
 # process at the node's name (SLURM_NODELIST), so it must resolve
 NODE = socket.gethostname().split(".")[0]
-PARTITION = "debug"
+PARTITION = "cpu"  # as the README's CPU-only cluster command names it
 
 
 def missing_packages() -> list[str]:

@@ -35,6 +35,15 @@ class RunParts:
     model: object  # the network (resdeg.models); compiled in place when cfg.compile asks
     module: object  # resdeg.training.module.ClassifierModule
 
+    def sizes(self) -> dict[str, int]:
+        """What a run's record keeps of its net: parameters, and multiply-adds per image."""
+        from resdeg.models import count_parameters, multiply_adds
+
+        return {
+            "parameters": count_parameters(self.model),
+            "multiply_adds": multiply_adds(self.model, tuple(self.datamodule.input_size)),
+        }
+
 
 def build_parts(cfg: DictConfig, run_id: str | None = None, evaluation_owed: bool = False) -> RunParts:
     """Data module, network and LightningModule of the run ``cfg`` describes; ``run_id`` is
@@ -89,7 +98,23 @@ def compile_network(model, value) -> None:
         model.compile(mode=mode)
 
 
-def run_callbacks(cfg: DictConfig, run_name: str, checkpoints, stream=None, recorder=None) -> list:
+@dataclass
+class RunCallbacks:
+    """A training run's callbacks, each by its role (``all``: the list the Trainer takes)."""
+
+    progress: object
+    periodic_checkpoint: object
+    preemption: object
+    pace: object
+    signals: object | None
+
+    @property
+    def all(self) -> list:
+        roles = [self.progress, self.periodic_checkpoint, self.preemption, self.pace, self.signals]
+        return [c for c in roles if c is not None]
+
+
+def run_callbacks(cfg: DictConfig, run_name: str, checkpoints, stream=None, recorder=None) -> RunCallbacks:
     """The callbacks of a training run: progress (a bar on a terminal, lines elsewhere), the
     periodic and last checkpoints (every ``protocol.checkpoint_every`` iterations), the pre-emption
     checkpoint (SIGTERM, SIGUSR1, SIGUSR2, Ctrl-C) which also writes last.ckpt every
@@ -101,20 +126,14 @@ def run_callbacks(cfg: DictConfig, run_name: str, checkpoints, stream=None, reco
 
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from resdeg.launch import parallel_job
+    from resdeg.launch.gpu_slots import parallel_job
     from resdeg.training.pace import Pace
     from resdeg.training.preemption import PreemptionCheckpoint
     from resdeg.training.progress import progress_callback
     from resdeg.training.signals import GradientSignals
 
-    signals = (
-        [GradientSignals(cfg.protocol.eval_every, cfg.protocol.iterations, recorder.write_signals)]
-        if (cfg.get("gradient_signals") and recorder is not None)
-        else []
-    )
-
-    return [
-        progress_callback(
+    return RunCallbacks(
+        progress=progress_callback(
             run_name,
             every=cfg.protocol.log_every,
             stream=stream,
@@ -124,22 +143,28 @@ def run_callbacks(cfg: DictConfig, run_name: str, checkpoints, stream=None, reco
         # one last.ckpt per run, always the newest: without enable_version_counter=False a run
         # resumed from a pre-emption checkpoint (saved before any periodic one) wrote last-v1.ckpt
         # beside a stale last.ckpt, and the next resume went back to the stale one
-        ModelCheckpoint(
+        periodic_checkpoint=ModelCheckpoint(
             dirpath=checkpoints,
             every_n_train_steps=cfg.protocol.checkpoint_every,
             save_last=True,
             enable_version_counter=False,
         ),
         # the pre-emption checkpoint, and last.ckpt every checkpoint_minutes whatever the iteration
-        PreemptionCheckpoint(Path(checkpoints) / "last.ckpt", checkpoint_minutes=cfg.get("checkpoint_minutes")),
-        Pace(
+        preemption=PreemptionCheckpoint(
+            Path(checkpoints) / "last.ckpt", checkpoint_minutes=cfg.get("checkpoint_minutes")
+        ),
+        pace=Pace(
             run_name,
             int(cfg.protocol.batch_size),
             int(cfg.protocol.eval_every),
             update_record=recorder.update if recorder is not None else None,
         ),
-        *signals,
-    ]
+        signals=(
+            GradientSignals(cfg.protocol.eval_every, cfg.protocol.iterations, recorder.write_signals)
+            if (cfg.get("gradient_signals") and recorder is not None)
+            else None
+        ),
+    )
 
 
 def build_trainer(cfg: DictConfig, **kwargs):

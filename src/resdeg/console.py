@@ -35,7 +35,7 @@ def quiet_libraries() -> None:
     # Two warnings Lightning gives on every resume that are false here: the checkpoint folder
     # holds this run's own checkpoints (that is how it resumes), and the mid-epoch position is
     # restored exactly: the data order is a function of (seed, iteration) (resdeg/data/order.py;
-    # tests/test_resilience.py resumes mid-epoch and equals the uninterrupted twin)
+    # tests/integration/test_resilience.py resumes mid-epoch and equals the uninterrupted twin)
     warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
     warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended before the epoch ended")
     # Lightning's hint to prepend srun, given wherever srun is installed (every cluster login

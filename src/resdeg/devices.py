@@ -18,6 +18,13 @@ DEVICE_NODES = Path("/dev")
 DRIVER_VERSION_FILE = Path("/proc/driver/nvidia/version")
 
 
+def cuda_device_count() -> int:
+    """The GPUs this process may use (``torch.cuda.device_count()`` honours CUDA_VISIBLE_DEVICES)."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 def device_name() -> str:
     import torch
 

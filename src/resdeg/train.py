@@ -48,7 +48,8 @@ def train(cfg: DictConfig) -> dict:
     """
     import lightning.pytorch as pl
 
-    from resdeg.launch import ddp_job, job_devices
+    from resdeg.launch.ddp import ddp_job
+    from resdeg.launch.gpu_slots import job_devices
     from resdeg.training.checkpoint_io import check_checkpoint_folder
 
     check_config(cfg)  # a bad value stops here, before anything is written
@@ -89,14 +90,10 @@ def train(cfg: DictConfig) -> dict:
 
 
 def _fit_and_record(cfg: DictConfig, identity: dict, folders: RunFolders, decision: Decision, parts, devices) -> dict:
-    from resdeg.models import count_parameters, multiply_adds
     from resdeg.tracking.loggers import build_loggers, wandb_id, wandb_mode
     from resdeg.training.end_of_training import measure_at_the_end
     from resdeg.training.outcome import recorded_outcome
-    from resdeg.training.pace import Pace
-    from resdeg.training.preemption import PreemptionCheckpoint
     from resdeg.training.recorder import RunRecorder
-    from resdeg.training.signals import GradientSignals
 
     protocol, module, datamodule, name = cfg.protocol, parts.module, parts.datamodule, identity["name"]
     previous = decision.previous if decision.action == "resume" else None
@@ -104,44 +101,40 @@ def _fit_and_record(cfg: DictConfig, identity: dict, folders: RunFolders, decisi
     if previous:
         recorder.continue_from(previous, decision.iteration)
     loggers = build_loggers(cfg, identity, recorder, previous)
+    wandb_run = {"wandb_id": wandb_id(loggers)} if wandb_id(loggers) else {}
     recorder.start(
-        parameters=count_parameters(parts.model),
+        **parts.sizes(),
+        **wandb_run,
         iterations=int(protocol.iterations),
-        multiply_adds=multiply_adds(parts.model, tuple(datamodule.input_size)),
         iteration=decision.iteration,
         checkpoint_dir=portable(folders.checkpoints),
-        **({"wandb_id": wandb_id(loggers)} if wandb_id(loggers) else {}),
     )
-    if process_rank() == 0:
-        run_started(identity, portable(folders.record), decision.action, decision.iteration, wandb_mode(loggers))
     # the record says running from here: whatever stops the run is recorded, it is never left running
+    # (a Ctrl-C as soon as the run says it started included)
     with recorded_outcome(recorder, loggers, name, folders.record, folders.checkpoints) as outcome:
+        if process_rank() == 0:
+            run_started(identity, portable(folders.record), decision.action, decision.iteration, wandb_mode(loggers))
         callbacks = run_callbacks(cfg, name, folders.checkpoints, recorder=recorder)
         trainer = outcome.trainer = build_trainer(
             cfg,
             devices=devices,
             logger=loggers,
-            callbacks=callbacks,
+            callbacks=callbacks.all,
             default_root_dir=str(Path(cfg.paths.experiments).absolute()),
         )
-        preemption = outcome.preemption = next(c for c in callbacks if isinstance(c, PreemptionCheckpoint))
+        preemption = outcome.preemption = callbacks.preemption
         started = time.monotonic()
         preemption.install()  # SIGTERM/SIGUSR1/SIGUSR2/Ctrl-C stop the run cleanly from here to its record's end
         trainer.fit(module, datamodule=datamodule, ckpt_path=decision.checkpoint)
         preemption.stop_if_received(trainer)  # e.g. during the loop's last evaluation
-        signals = next((c for c in callbacks if isinstance(c, GradientSignals)), None)
+        signals = callbacks.signals
         measure_at_the_end(cfg, trainer, module, datamodule, recorder, preemption, signals, decision.iteration, name)
-        if trainer.global_step < protocol.iterations:  # Lightning stopped early
-            outcome.finish("interrupted", message=f"stopped at iteration {trainer.global_step}")
-            raise RunStopped(f"{name} stopped at iteration {trainer.global_step}; record: {folders.record}")
-        pace = next(c for c in callbacks if isinstance(c, Pace))
-        final = outcome.complete(trainer, module, signals, pace, time.monotonic() - started, int(protocol.batch_size))
+        outcome.stop_if_short(trainer, int(protocol.iterations))
+        seconds = time.monotonic() - started
+        final = outcome.complete(trainer, module, signals, callbacks.pace, seconds, int(protocol.batch_size))
     if outcome.status == "complete" and trainer.is_global_zero:
-        if folders.checkpoints_tracked:  # the record is the result; the tracked tree stays light
-            shutil.rmtree(folders.checkpoints, ignore_errors=True)
-            log.info(
-                f"{name}: complete; its checkpoints in the results tree ({portable(folders.checkpoints)}) are removed"
-            )
+        if folders.remove_tracked_checkpoints():
+            log.info(f"{name}: complete; its checkpoints in the results tree ({portable(folders.checkpoints)}) removed")
         run_ended(identity, "complete", final, time.monotonic() - started, portable(folders.record))
     return recorder.summary
 
@@ -150,7 +143,7 @@ def _fit_and_record(cfg: DictConfig, identity: dict, folders: RunFolders, decisi
 # so an installed wheel and the resdeg-train script find them wherever they are launched
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> None:
-    from resdeg.launch import note_job_not_complete
+    from resdeg.launch.sweep_outcome import note_job_not_complete
 
     quiet_libraries()
     try:
@@ -158,7 +151,7 @@ def main(cfg: DictConfig) -> None:
     except ResdegError as exc:
         log.error(f"error: {exc}")
         # one job of a sweep that cannot run (locked, data missing...) lets the others go on, and
-        # the sweep exits 2 at its end (resdeg.launch.SweepOutcome); a stopped run stops the sweep
+        # the sweep exits 2 at its end (resdeg.launch.sweep_outcome); a stopped run stops the sweep
         if isinstance(exc, RunStopped) or not note_job_not_complete(exc, write=process_rank() == 0):
             sys.exit(2)
 

@@ -2,7 +2,7 @@
 decided when the sweep launches.
 
 ``n_jobs: auto`` (conf/hydra/launcher/parallel.yaml) is ``launch.runs_per_gpu`` runs on each GPU
-of the machine, or ``launch.cpu_jobs`` without a GPU (resdeg.launch.parallel_jobs). It is
+of the machine, or ``launch.cpu_jobs`` without a GPU (resdeg.launch.gpu_share.parallel_jobs). It is
 decided here, as the jobs start, and not while the config is composed: ``runs_per_gpu: auto``
 reads what `make gpu-check` measured on this GPU model (results/bench/), and composing a
 config reads no output file. A number (``hydra.launcher.n_jobs=3``) is taken as given.
@@ -30,7 +30,7 @@ class ResdegParallelLauncher(JoblibLauncher):
             self.joblib["n_jobs"] = decided_jobs(self.config)
         # each job shares the node's cores with the others (its workers inherit this); resdeg is
         # imported only here: Hydra imports every plugin whenever it composes a config
-        from resdeg.launch import JOBS_SIDE_BY_SIDE_ENV
+        from resdeg.launch.gpu_share import JOBS_SIDE_BY_SIDE_ENV
 
         os.environ[JOBS_SIDE_BY_SIDE_ENV] = str(min(int(self.joblib["n_jobs"]), len(job_overrides)))
         if int(self.joblib["n_jobs"]) != 1:
@@ -68,7 +68,7 @@ class ResdegParallelLauncher(JoblibLauncher):
 
 
 def decided_jobs(config) -> int:
-    from resdeg.launch import parallel_jobs, runs_per_gpu
+    from resdeg.launch.gpu_share import parallel_jobs, runs_per_gpu
 
     runs = runs_per_gpu(config.launch.runs_per_gpu, Path(str(config.paths.results)) / "bench", str(config.data.name))
     return parallel_jobs(runs, int(config.launch.cpu_jobs))

@@ -5,7 +5,7 @@ ended without a result (cancelled, killed, out of memory) or whose run raised (s
 "Job not requeued because: timed-out too many times") raises there, the sweep crashes with a
 traceback and the other jobs' outcomes are never read. Here every job is waited for; one that
 did not complete is noted, with its SLURM state and log, in the sweep's list of jobs that did
-not complete, which ``resdeg.launch.SweepOutcome`` prints before the sweep exits 2, as it does
+not complete, which ``resdeg.launch.sweep_outcome.SweepOutcome`` prints before the sweep exits 2, as it does
 for the local launchers. (Hydra requires a launcher to live in the ``hydra_plugins`` package.)
 """
 
@@ -26,7 +26,7 @@ class ResdegSlurmLauncher(SlurmLauncher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         import submitit
 
-        from resdeg.launch import write_job_not_complete
+        from resdeg.launch.sweep_outcome import write_job_not_complete
 
         assert self.config is not None
         # the executor and the array, as hydra_submitit_launcher 1.2's SlurmLauncher.launch builds them

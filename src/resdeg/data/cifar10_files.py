@@ -4,19 +4,31 @@ The local path never goes through ``torchvision.datasets.CIFAR10``: its md5 chec
 copies that are real CIFAR-10 but not byte-identical to the official archive (rebuilt
 copies, re-pickled batches). We validate the content instead: shapes, dtype, label range
 and per-class counts. The md5 check is kept for archives we download ourselves.
+
+An archive is read in place (the copy may be read-only), which decompresses 163 MB at every
+run's start (seconds on a laptop). Once read and validated, its arrays are kept uncompressed
+in the user's cache folder (``$RESDEG_CACHE``, else ``$XDG_CACHE_HOME/resdeg``, else
+``~/.cache/resdeg``), under a name made of the archive's path, size and modification time, so
+that a changed or replaced copy is read again; a cache that cannot be written is skipped.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
+import logging
+import os
 import pickle
 import tarfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from resdeg import ResdegError
+
+log = logging.getLogger("resdeg")
 
 ARCHIVE_NAME = "cifar-10-python.tar.gz"
 FOLDER_NAME = "cifar-10-batches-py"
@@ -114,6 +126,44 @@ def read_archive(archive: Path) -> Cifar10Arrays:
         ) from None
 
 
+def cache_folder() -> Path:
+    if os.environ.get("RESDEG_CACHE"):
+        return Path(os.environ["RESDEG_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "resdeg"
+
+
+def cached_archive_path(archive: Path) -> Path:
+    """Where the decoded arrays of this very copy of the archive are kept."""
+    stat = archive.stat()
+    key = hashlib.sha256(f"{archive.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    return cache_folder() / f"cifar10-{key}.npz"
+
+
+ARRAY_NAMES = ("train_images", "train_labels", "test_images", "test_labels")
+
+
+def read_archive_cached(archive: Path) -> Cifar10Arrays:
+    """``read_archive``, kept decoded in the cache folder after the first validated read."""
+    cached = cached_archive_path(archive)
+    try:
+        with np.load(cached) as stored:
+            arrays = [stored[name] for name in ARRAY_NAMES]
+        return Cifar10Arrays(*arrays, source=str(archive))
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):  # not cached yet, or cut short
+        pass
+    arrays = read_archive(archive)
+    partial = cached.with_name(f".{cached.name}.{os.getpid()}")
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        with open(partial, "wb") as f:
+            np.savez(f, **{name: getattr(arrays, name) for name in ARRAY_NAMES})
+        partial.replace(cached)  # whole or not at all: runs starting side by side never read half a file
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        log.debug(f"CIFAR-10 not cached in {cached.parent} ({exc}); the archive is read at each start")
+    return arrays
+
+
 def download_official(root: Path) -> Path:
     """Download the official archive into root, checking the official md5."""
     from torchvision.datasets.utils import check_integrity, download_url
@@ -144,9 +194,9 @@ def load_cifar10(root: str | Path, download: bool = False) -> Cifar10Arrays:
     if root.name == FOLDER_NAME and root.is_dir():
         return read_folder(root)
     if (root / ARCHIVE_NAME).is_file():
-        return read_archive(root / ARCHIVE_NAME)
+        return read_archive_cached(root / ARCHIVE_NAME)
     if root.is_file() and root.name.endswith(".tar.gz"):
-        return read_archive(root)
+        return read_archive_cached(root)
     if download:
-        return read_archive(download_official(root))
+        return read_archive_cached(download_official(root))
     raise ResdegError(f"no CIFAR-10 found in {root.resolve()} (download is off): {HOW_TO_FIX}")

@@ -215,7 +215,7 @@ class ImageNetDataModule(pl.LightningDataModule):
             return int(self.num_workers)
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         local_processes = self.trainer.num_devices if self.trainer is not None else 1
-        from resdeg.launch import jobs_side_by_side
+        from resdeg.launch.gpu_share import jobs_side_by_side
 
         workers, why = decoding_workers(
             cores, local_processes, os.environ.get("SLURM_CPUS_PER_TASK"), jobs=jobs_side_by_side()

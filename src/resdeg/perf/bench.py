@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,7 +35,8 @@ import torch
 import torch.nn.functional as F
 
 from resdeg.devices import device_name, device_slug
-from resdeg.perf.timing import REPO, build, compose_cfg, own_sync, time_bare, time_harness
+from resdeg.paths import results_root
+from resdeg.perf.timing import build, compose_cfg, own_sync, time_bare, time_harness
 
 MODELS = (("residual", 20), ("residual", 56), ("plain", 56))
 
@@ -138,7 +140,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument(
         "--workers", type=int, default=8 if gpu else 2, help="DataLoader workers of the conventional pipeline"
     )
-    parser.add_argument("--out", default=str(REPO / "results" / "bench"))
+    parser.add_argument(
+        "--out", default=str(results_root() / "bench"), help="default: $RESDEG_RESULTS/bench, else results/bench"
+    )
     parser.add_argument("--imagenet-root", help="measure the ImageNet input pipeline on this ImageFolder tree instead")
     parser.add_argument("--batches", type=int, default=10, help="timed batches of 64 images (--imagenet-root)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. trainer.precision=bf16-mixed")
@@ -189,4 +193,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback (the table is written only at the end)
+        print("\n[bench] stopped by Ctrl-C: nothing written", file=sys.stderr)
+        sys.exit(130)

@@ -11,6 +11,7 @@ experiments/decisions/<group>/<run_id>/        the first process's skip/resume/f
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,14 @@ class RunFolders:
     def checkpoints_tracked(self) -> bool:
         """Whether the checkpoints lie in the results tree (committed while the run is in flight)."""
         return self.checkpoints.is_relative_to(self.record.parents[2])
+
+    def remove_tracked_checkpoints(self) -> bool:
+        """Once the run is complete its record is the result: checkpoints in the results tree go
+        (the tracked tree stays light); True if there were any."""
+        if not (self.checkpoints_tracked and self.checkpoints.exists()):
+            return False
+        shutil.rmtree(self.checkpoints, ignore_errors=True)
+        return True
 
 
 def portable(path: Path) -> str:

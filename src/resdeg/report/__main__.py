@@ -16,11 +16,12 @@ re-executes notebooks/explore_results.ipynb in place on the same results (resdeg
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import matplotlib
+
+from resdeg.paths import results_root
 
 matplotlib.use("Agg")  # the CLI writes files only; notebooks keep their inline backend
 
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("what", nargs="?", choices=("figures", "tables", "all", "notebook"), default="all")
     parser.add_argument(
         "--results",
-        default=os.environ.get("RESDEG_RESULTS") or "results",
+        default=str(results_root()),
         help="the results folder (default: $RESDEG_RESULTS, else ./results)",
     )
     parser.add_argument("--protocol", help="only this protocol (default: each protocol found)")

@@ -199,7 +199,7 @@ def write_table(
 def latex_table(table: pd.DataFrame, caption: str, columns: dict[str, str] | None = None) -> str:
     """A booktabs table that fits ``\\textwidth`` in a plain ``article``: the first column as
     wide as its text, the others sharing the rest (tabularx), headers wrapped within them.
-    Needs ``booktabs``, ``tabularx`` and ``array`` (tests/test_report.py compiles each)."""
+    Needs ``booktabs``, ``tabularx`` and ``array`` (tests/unit/report/test_report.py compiles each)."""
     columns = {name: header for name, header in (columns or {n: n for n in table.columns}).items() if name in table}
     shown = table[list(columns)]
     cells = [[_latex_escape(str(header)) for header in columns.values()]]

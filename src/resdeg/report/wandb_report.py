@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from resdeg.paths import experiments_root
+
 
 def log_report(
     written: list[Path], results_dir: Path, mode: str = "auto", project: str | None = None, save_dir: str | None = None
@@ -23,7 +25,7 @@ def log_report(
     mode = choose_mode(mode)
     if mode == "disabled":
         return None
-    save_dir = Path(save_dir or os.environ.get("RESDEG_EXPERIMENTS", "experiments")) / "wandb"
+    save_dir = Path(save_dir or experiments_root()) / "wandb"
     save_dir.mkdir(parents=True, exist_ok=True)
     run = wandb.init(
         project=project or os.environ.get("WANDB_PROJECT", "resdeg"),

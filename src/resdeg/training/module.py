@@ -114,7 +114,7 @@ class ClassifierModule(pl.LightningModule):
                 self._warmup_seen += len(labels)
         # nothing here reads a device value: the progress bar gets the interval's loss and error
         # when the interval closes (a per-step self.log(loss, prog_bar=True) made the host wait
-        # for the GPU every iteration); tests/test_train.py counts the reads
+        # for the GPU every iteration); tests/integration/test_train.py counts the reads
         return loss
 
     def on_train_end(self) -> None:

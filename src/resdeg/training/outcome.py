@@ -6,8 +6,8 @@ status and to what the sweep does next.
                  the sweep goes on
     interrupted  a signal (SIGTERM, SIGUSR1/2, Ctrl-C, a dead output pipe: resdeg.training.preemption),
                  its checkpoint saved; a checkpoint the disk refused (the previous one intact); a
-                 second Ctrl-C, which stops at once: the sweep stops (RunStopped) and the same
-                 command resumes the run
+                 second Ctrl-C, which stops at once, or one before the loop began: the sweep stops
+                 (RunStopped) and the same command resumes the run
     failed       anything else, raised on; "before training" when the trainer was never built
 
 Every status is written to the record, then to the job's W&B run, which ends with it.
@@ -43,6 +43,12 @@ class RunOutcome:
         self.status = status
         self.recorder.finish(status, **fields)
         finish_wandb(self.loggers, self.recorder.summary)
+
+    def stop_if_short(self, trainer, iterations: int) -> None:
+        """Lightning can end fit() before ``iterations`` (a stop it was asked for): interrupted."""
+        if trainer.global_step < iterations:
+            self.finish("interrupted", message=f"stopped at iteration {trainer.global_step}")
+            raise RunStopped(f"{self.name} stopped at iteration {trainer.global_step}; record: {self.record_folder}")
 
     def complete(self, trainer, module, signals, pace, seconds: float, batch_size: int) -> dict[str, float]:
         """Record the run complete, with its final errors and what it cost; the final errors."""
@@ -91,15 +97,17 @@ def recorded_outcome(recorder, loggers, name: str, record_folder, checkpoints):
         # inside its handler (so the SystemExit's context is the KeyboardInterrupt)
         trainer = outcome.trainer
         ctrl_c = isinstance(exc, KeyboardInterrupt) or isinstance(exc.__context__, KeyboardInterrupt)
-        if trainer is None or not (ctrl_c or trainer.interrupted):
+        if not (ctrl_c or (trainer is not None and trainer.interrupted)):
             outcome.failed(exc)
             raise
-        how = "a second Ctrl-C" if ctrl_c else f"an exit ({type(exc).__name__} {exc})"
-        outcome.finish(
-            "interrupted", message=f"{how} at iteration {trainer.global_step}", interrupted_at=trainer.global_step
-        )
+        # a Ctrl-C the pre-emption handler received first is a second one; before the handler is
+        # installed (the trainer being built) it is the first, and no iteration has trained
+        handled = outcome.preemption is not None and outcome.preemption.received is not None
+        how = ("a second Ctrl-C" if handled else "Ctrl-C") if ctrl_c else f"an exit ({type(exc).__name__} {exc})"
+        at = trainer.global_step if trainer is not None else int(recorder.summary.get("iteration") or 0)
+        outcome.finish("interrupted", message=f"{how} at iteration {at}", interrupted_at=at)
         raise RunStopped(
-            f"{name}: stopped by {how} at iteration {trainer.global_step}, without a checkpoint; run "
+            f"{name}: stopped by {how} at iteration {at}, without a checkpoint; run "
             f"the same command again to resume it {resumes_where(checkpoints, name)}"
         ) from None
     except BaseException as exc:

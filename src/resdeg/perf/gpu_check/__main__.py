@@ -12,13 +12,13 @@ from pathlib import Path
 import torch
 
 from resdeg import devices
+from resdeg.paths import experiments_root, results_root
 from resdeg.perf import gpu_check
 from resdeg.perf.gpu_check.plan import FULL, SECTIONS, SMOKE, Clock
 from resdeg.perf.gpu_check.projection import projection
 from resdeg.perf.gpu_check.sections import concurrency, end_to_end, syncs, throughput
 from resdeg.perf.gpu_check.table import Check
 from resdeg.perf.gpu_check.workers import worker
-from resdeg.perf.timing import REPO
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="the tiny version (the default without a GPU)")
     parser.add_argument("--budget-s", type=float, help="time budget in seconds (full and smoke: 300)")
     parser.add_argument(
-        "--out", help="folder for gpu_<device>.csv/.md (full: results/bench, smoke: experiments/gpu_check)"
+        "--out",
+        help="folder for gpu_<device>.csv/.md (full: $RESDEG_RESULTS/bench, smoke: $RESDEG_EXPERIMENTS/gpu_check;"
+        " else results/bench, experiments/gpu_check)",
     )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -53,11 +55,11 @@ def main(argv: list[str] | None = None) -> int:
             "its files go to experiments/gpu_check/, never to results/",
             flush=True,
         )
-    cifar_root = os.environ.get("RESDEG_CIFAR_ROOT") or str(REPO / "experiments" / "data")
+    cifar_root = os.environ.get("RESDEG_CIFAR_ROOT") or str(experiments_root() / "data")  # as conf/data/cifar10.yaml
     out = (
         Path(args.out)
         if args.out
-        else (REPO / "results" / "bench" if plan.name == "full" else REPO / "experiments" / "gpu_check")
+        else (results_root() / "bench" if plan.name == "full" else experiments_root() / "gpu_check")
     )
     check, clock = Check(plan, out, cifar_root), Clock(args.budget_s or plan.budget_s)
     run = {
@@ -73,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         clock.start(section)
         try:
             run[section]()
+        except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback; each section's rows are written as it ends
+            print(f"\n[gpu-check] stopped by Ctrl-C in {section}: the sections before it are in {out}", flush=True)
+            return 130
         except Exception as exc:  # noqa: BLE001 - the next sections still run; the failure is a row
             check.add(section, "error", "", note=f"{type(exc).__name__}: {exc}"[:300])
         csv_path, md_path = check.write()

@@ -1,3 +1,6 @@
+"""The learning-rate schedules as the paper states them: steps at 32k and 48k, the quick family's
+shape at any budget, the warm-up."""
+
 import pytest
 
 from resdeg import ResdegError

@@ -17,13 +17,9 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
+from conftest import REPO, paths, run_cli, write_imagenet_tree
 
-from conftest import REPO, run_cli, write_imagenet_tree
-
-pytestmark = pytest.mark.slurm
-
-CPU_CLUSTER = ["hydra.launcher.gpus_per_node=0", "hydra.launcher.partition=debug"]
+CPU_CLUSTER = ["hydra.launcher.gpus_per_node=0", "hydra.launcher.partition=cpu"]
 
 
 def tiny(iterations: int, every: int, arch: str = "plain,residual") -> list[str]:
@@ -41,10 +37,6 @@ def tiny(iterations: int, every: int, arch: str = "plain,residual") -> list[str]
         "layer_responses=false",
         "gradient_signals=false",
     ]
-
-
-def paths(tmp: Path) -> list[str]:
-    return [f"paths.results={tmp / 'results'}", f"paths.experiments={tmp / 'experiments'}"]
 
 
 def sweep(slurm, tmp: Path, args: list[str], target: str = "sweep-degradation", *make_vars: str) -> subprocess.Popen:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import REPO, paths, run_cli
 
 # ResNet-8/20 on real CIFAR-10 at batch 32: seconds per run on two cores.
 TINY = [
@@ -25,10 +25,6 @@ TINY = [
     "data.eval_batch_size=1000",
     "layer_responses=false",  # Fig. 7's pass over the test set: tested in test_report, not needed here
 ]
-
-
-def paths(tmp: Path) -> list[str]:
-    return [f"paths.results={tmp / 'results'}", f"paths.experiments={tmp / 'experiments'}"]
 
 
 def summaries(tmp: Path) -> dict[str, dict]:
@@ -116,53 +112,6 @@ def test_runs_of_two_settings_never_share_a_wandb_group_and_wandb_dir_is_honoure
     assert not (tmp_path / "experiments" / "wandb").exists()
 
 
-def test_a_resumed_wandb_run_logs_nothing_twice_and_a_forced_rerun_says_so(tmp_path, monkeypatch):
-    """A resumed run recomputes the iterations between its checkpoint and the kill; W&B already
-    has them, so they are not logged again (read back from the real offline files)."""
-    from resdeg.tracking.wandb_files import offline_runs
-    from resdeg.tracking.wandb_logger import wandb_logger
-
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    identity = {
-        "run_id": "resnet-8-A_seed0_x",
-        "name": "resnet-8-A",
-        "dataset": "cifar10",
-        "arch": "residual",
-        "depth": 8,
-        "shortcut": "A",
-        "protocol": "quick-6",
-        "seed": 0,
-        "protocol_hash": "0123abcd",
-    }
-    common = dict(identity=identity, config={}, sweep="single", mode="offline", save_dir=str(tmp_path / "wandb"))
-    first = wandb_logger(previous_id=None, **common)
-    for step in (2, 4):
-        first.log_metrics({"train/error": 90.0 - step}, step=step)
-    first.experiment.finish()
-    resumed = wandb_logger(previous_id=first.version, already_logged={(2, "train/error"), (4, "train/error")}, **common)
-    for step in (4, 6):  # resumed from the checkpoint of iteration 2: 4 is recomputed, 6 and the test error are new
-        resumed.log_metrics({"train/error": 90.0 - step}, step=step)
-    resumed.log_metrics({"test/error": 80.0}, step=6)
-    resumed.experiment.finish()
-    rerun = wandb_logger(previous_id=None, forced=True, **common)
-    rerun.experiment.finish()
-    # runs started within one second sort by id in their folder names: the order is the start time
-    (rerun_folder,) = [p.parent for p in (tmp_path / "wandb").rglob("run-*.wandb") if rerun.version in p.name]
-    rerun_folder.rename(rerun_folder.with_name("offline-run-00000000_000000-" + rerun.version))
-
-    runs = offline_runs(tmp_path / "wandb")
-    assert [r.id for r in runs[:2]] == [first.version, first.version] and runs[2].id != first.version
-    steps = [
-        (row["trainer/global_step"], key)
-        for r in runs[:2]
-        for row in r.history
-        for key in row
-        if "/" in key and not key.startswith(("_", "trainer"))
-    ]
-    assert steps == [(2, "train/error"), (4, "train/error"), (6, "train/error"), (6, "test/error")]
-    assert runs[2].name == "resnet-8-A-seed0-rerun" and "forced-rerun" in runs[2].tags
-
-
 def test_wandb_runs_come_back_into_results_format(cifar_root, tmp_path):
     """The import command reads the real offline files W&B wrote and rebuilds the record."""
     from resdeg.report import load_results
@@ -187,27 +136,6 @@ def test_wandb_runs_come_back_into_results_format(cifar_root, tmp_path):
         imported.history.sort_values(key).reset_index(drop=True),
         original.history.sort_values(key).reset_index(drop=True),
     )
-
-
-def test_wandb_mode_is_chosen_without_prompting(monkeypatch, tmp_path):
-    from resdeg import ResdegError
-    from resdeg.tracking.wandb_mode import choose_mode
-
-    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    monkeypatch.delenv("WANDB_MODE", raising=False)
-    assert choose_mode("auto") == "offline"
-    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
-    assert choose_mode("auto") == "online"
-    monkeypatch.delenv("WANDB_API_KEY")
-    (tmp_path / ".netrc").write_text("machine api.wandb.ai\n  login user\n  password " + "y" * 40 + "\n")
-    (tmp_path / ".netrc").chmod(0o600)
-    assert choose_mode("auto") == "online"
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    assert choose_mode("auto") == "offline"  # WANDB_MODE overrides auto
-    assert choose_mode("disabled") == "disabled"  # and the config value overrides both
-    with pytest.raises(ResdegError, match="online, offline, disabled"):
-        choose_mode("cloud")
 
 
 # -- launchers ----------------------------------------------------------------------------
@@ -279,157 +207,6 @@ def test_a_parallel_sweep_of_one_job_at_a_time_runs_its_jobs_in_a_worker_not_in_
     assert [told for what, _, told in written if what == "job"] == ["1", "1"]
 
 
-def test_gpu_slots_put_jobs_on_distinct_devices_with_a_faked_device_count(tmp_path):
-    from resdeg.launch import SlotClaim, slot_order
-
-    # four GPUs, one run each: the first four jobs get four distinct GPUs
-    claims = [SlotClaim(tmp_path, job, n_devices=4, runs_per_gpu=1, timeout=0) for job in range(4)]
-    assert sorted(c.device for c in claims) == [0, 1, 2, 3]
-    with pytest.raises(TimeoutError):
-        SlotClaim(tmp_path, 4, n_devices=4, runs_per_gpu=1, timeout=0)  # a fifth must wait
-    claims[2].release()
-    assert SlotClaim(tmp_path, 7, n_devices=4, runs_per_gpu=1, timeout=0).device == 2  # the freed GPU
-    # two runs per GPU: eight jobs, each GPU exactly twice, and a GPU gets a second run last
-    other = tmp_path / "two"
-    claims = [SlotClaim(other, job, n_devices=4, runs_per_gpu=2, timeout=0) for job in range(8)]
-    assert sorted(c.device for c in claims) == [0, 0, 1, 1, 2, 2, 3, 3]
-    assert [device for _, device in slot_order(0, 4, 2)][:4] == [0, 1, 2, 3]
-
-
-def test_a_ddp_job_under_the_parallel_launcher_keeps_its_devices_and_holds_the_whole_node(tmp_path, monkeypatch):
-    """On a faked 8-GPU machine, `trainer=ddp trainer.devices=8` in a parallel sweep trains on
-    its 8 devices (it was given one claimed GPU: make sweep-imagenet never ran DDP), with every
-    GPU slot held so that no other job of the sweep lands on its GPUs meanwhile."""
-    from omegaconf import OmegaConf
-
-    from resdeg import launch
-
-    monkeypatch.setattr(launch, "cuda_device_count", lambda: 8)
-    monkeypatch.setattr(launch, "parallel_job", lambda: (True, 3))
-    cfg = OmegaConf.create(
-        {
-            "trainer": {"accelerator": "auto", "strategy": "ddp", "devices": 8},
-            "data": {"name": "imagenet"},
-            "launch": {"runs_per_gpu": 1},
-            "paths": {"results": str(tmp_path), "experiments": str(tmp_path)},
-        }
-    )
-    with launch.job_devices(cfg) as devices:
-        assert devices == 8
-        with pytest.raises(TimeoutError):  # another job of the sweep finds no free GPU
-            launch.SlotClaim(tmp_path / "gpu_slots", 0, n_devices=8, runs_per_gpu=1, timeout=0)
-    assert launch.SlotClaim(tmp_path / "gpu_slots", 0, n_devices=8, runs_per_gpu=1, timeout=0).device == 0
-    cfg.trainer.strategy = "auto"  # a one-GPU job still gets one claimed GPU
-    with launch.job_devices(cfg) as devices:
-        assert devices == [3]
-
-
-def test_without_a_gpu_check_measurement_a_large_gpu_gets_several_cifar_runs(tmp_path, monkeypatch):
-    """runs_per_gpu=auto with no gpu-check CSV: one CIFAR run per 16 GiB, at most 4 (and at most
-    the cores per GPU): a faked 80 GB GPU gets 4, a 40 GB one 2, a 24 GB one 1; ImageNet always 1."""
-    import os
-    from types import SimpleNamespace
-
-    import torch
-
-    from resdeg import launch
-
-    monkeypatch.setattr(launch, "cuda_device_count", lambda: 1)
-    monkeypatch.setattr(os, "cpu_count", lambda: 16)
-    for gigabytes, runs in ((80e9, 4), (40e9, 2), (24e9, 1), (141e9, 4)):
-        monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i, b=gigabytes: SimpleNamespace(total_memory=b))
-        assert launch.runs_per_gpu("auto", tmp_path, "cifar10") == runs
-        assert launch.runs_per_gpu("auto", tmp_path, "imagenet") == 1
-        assert launch.parallel_jobs(launch.runs_per_gpu("auto", tmp_path), cpu_jobs=2) == runs
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)  # two cores: no more runs than cores
-    assert launch.runs_per_gpu("auto", tmp_path, "cifar10") == 2
-    assert launch.runs_per_gpu(3, tmp_path, "cifar10") == 3  # a number is taken as given
-
-
-def test_gpu_slot_is_freed_when_its_job_dies(tmp_path):
-    from resdeg.launch import SlotClaim
-
-    code = (
-        f"from resdeg.launch import SlotClaim; c = SlotClaim({str(tmp_path)!r}, 0, 1, 1); "
-        "print(c.device, flush=True); import time; time.sleep(60)"
-    )
-    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline().strip() == "0"
-    with pytest.raises(TimeoutError):
-        SlotClaim(tmp_path, 0, 1, 1, timeout=0)
-    holder.kill()
-    holder.wait()
-    assert SlotClaim(tmp_path, 0, 1, 1, timeout=0).device == 0
-
-
-def test_parallel_jobs_follow_the_device_count_read_at_run_time(monkeypatch):
-    from resdeg import launch
-
-    monkeypatch.setattr(launch, "cuda_device_count", lambda: 4)
-    assert launch.parallel_jobs(runs_per_gpu=3, cpu_jobs=2) == 12
-    monkeypatch.setattr(launch, "cuda_device_count", lambda: 0)
-    assert launch.parallel_jobs(runs_per_gpu=3, cpu_jobs=2) == 2
-
-
-def slurm_launcher(tmp_path, *overrides: str) -> dict:
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose(
-            config_name="config",
-            return_hydra_config=True,
-            overrides=["experiment=degradation_cifar", "hydra/launcher=slurm", *overrides, *paths(tmp_path)],
-        )
-    return OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
-
-
-def test_slurm_launcher_composes_with_the_documented_keys(tmp_path):
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
-
-    launcher = slurm_launcher(tmp_path, "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=2")
-    assert launcher["_target_"] == "hydra_plugins.resdeg_slurm.ResdegSlurmLauncher"
-    assert launcher["partition"] == "gpu" and launcher["gpus_per_node"] == 2 and launcher["tasks_per_node"] == 2
-    assert launcher["timeout_min"] == 240 and launcher["array_parallelism"] == 16 and launcher["signal_delay_s"] == 120
-    assert launcher["max_num_timeout"] == 20  # a job at its time limit is requeued, not given up
-    assert launcher["cpus_per_task"] == 8 and launcher["mem_gb"] == 64  # 32 GB per GPU of the node
-    assert launcher["submitit_folder"] == str(tmp_path / "experiments" / "slurm" / "%j")
-    # a dry instantiation: the launcher accepts every key (tests/test_slurm.py submits with it)
-    plugin = instantiate(OmegaConf.create(launcher))
-    assert type(plugin).__name__ == "ResdegSlurmLauncher" and plugin.params["partition"] == "gpu"
-
-
-def test_a_cpu_cluster_needs_only_gpus_per_node_0(tmp_path):
-    """sbatch refuses 0 tasks per node and waits forever for more cores than a node has; 0 GB
-    means the whole node. With gpus_per_node=0 the other values are a CPU node's."""
-    cpu = slurm_launcher(tmp_path, "hydra.launcher.partition=cpu", "hydra.launcher.gpus_per_node=0")
-    assert (cpu["tasks_per_node"], cpu["cpus_per_task"], cpu["mem_gb"]) == (1, 2, 8)
-    gpu = slurm_launcher(tmp_path)  # the defaults: one GPU
-    assert (gpu["gpus_per_node"], gpu["tasks_per_node"], gpu["cpus_per_task"], gpu["mem_gb"]) == (1, 1, 8, 32)
-    assert (
-        slurm_launcher(tmp_path, "hydra.launcher.gpus_per_node=0", "hydra.launcher.cpus_per_task=16")["cpus_per_task"]
-        == 16
-    )
-
-
-def test_makefile_selects_launchers_logger_seeds_and_force():
-    out = subprocess.run(
-        ["make", "-n", "sweep-degradation", "LAUNCHER=slurm", "SEEDS=0,1,2", "FORCE=1", "PROTOCOL=quick"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
-    assert out.returncode == 0, out.stderr
-    assert "hydra/launcher=slurm" in out.stdout and "seed=0,1,2" in out.stdout and "force=true" in out.stdout
-    assert "logger=wandb" in out.stdout
-    bad = subprocess.run(
-        ["make", "-n", "sweep-degradation", "LAUNCHER=cloud"], cwd=REPO, capture_output=True, text=True
-    )
-    assert bad.returncode != 0 and "use auto, local, parallel or slurm" in bad.stderr
-
-
-@pytest.mark.slow
 def test_sweep_deep_gives_the_seeds_to_resnet_110_and_trains_one_resnet_1202(tmp_path):
     """The paper has five runs of ResNet-110 and one of ResNet-1202: SEEDS=0,1,2,3,4 must not
     train five ResNet-1202s (days on a CPU). Run through make with a Python that only notes
@@ -597,7 +374,6 @@ def _the_one_stopped_run(tmp: Path) -> dict:
     return record
 
 
-@pytest.mark.slow
 def test_a_dead_pipe_stops_the_whole_sweep_with_a_checkpoint_and_no_failed_run(tmp_path):
     """``make sweep-degradation | head -1`` (or ``| tee log`` with tee killed): the run stops at
     the end of its step with a checkpoint, the sweep stops with it (exit 2), and no later job is
@@ -618,7 +394,6 @@ def test_a_dead_pipe_stops_the_whole_sweep_with_a_checkpoint_and_no_failed_run(t
     assert "run the same command again to resume it" in said and "Logging error" not in said, said[-3000:]
 
 
-@pytest.mark.slow
 def test_ctrl_c_stops_the_whole_sweep_with_a_checkpoint_at_the_current_iteration(tmp_path):
     process = _stoppable_sweep(tmp_path, subprocess.STDOUT)
     while "it 4/2000" not in process.stdout.readline():
@@ -633,25 +408,3 @@ def test_ctrl_c_stops_the_whole_sweep_with_a_checkpoint_at_the_current_iteration
 
     assert checkpoint_iteration(last) == record["interrupted_at"]
     assert "run the same command again to resume it" in output and "Traceback" not in output
-
-
-def test_the_parallel_launcher_decides_its_job_count_as_the_sweep_starts(tmp_path, monkeypatch):
-    """``n_jobs: auto`` is composed as it is written and decided by the launcher at launch:
-    runs_per_gpu runs on each GPU, cpu_jobs without one; a number is taken as given."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from hydra_plugins.resdeg_parallel import decided_jobs
-    from resdeg import launch
-
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose(
-            config_name="config",
-            return_hydra_config=True,
-            overrides=["hydra/launcher=parallel", "launch.runs_per_gpu=3", "launch.cpu_jobs=2", *paths(tmp_path)],
-        )
-    assert OmegaConf.to_container(cfg.hydra.launcher, resolve=True)["n_jobs"] == "auto"
-    monkeypatch.setattr(launch, "cuda_device_count", lambda: 4)
-    assert decided_jobs(cfg) == 12
-    monkeypatch.setattr(launch, "cuda_device_count", lambda: 0)
-    assert decided_jobs(cfg) == 2

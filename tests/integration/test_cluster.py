@@ -13,14 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
-from conftest import IMAGENET_TINY, REPO, write_imagenet_tree
-
-
-@pytest.fixture(scope="module")
-def tree(tmp_path_factory):
-    return write_imagenet_tree(tmp_path_factory.mktemp("imagenet"))
+from conftest import IMAGENET_TINY, REPO
 
 
 def free_port() -> int:
@@ -76,14 +69,13 @@ def srun(overrides: list[str], job_id: int, tasks: int = 2, timeout: int = 240) 
     return outputs
 
 
-@pytest.mark.slow
-def test_srun_ranks_resume_from_one_checkpoint_and_skip_a_complete_record_together(tree, tmp_path):
+def test_srun_ranks_resume_from_one_checkpoint_and_skip_a_complete_record_together(imagenet_tree, tmp_path):
     overrides = [
         *IMAGENET_TINY,
         "protocol.iterations=4",
         "protocol.checkpoint_every=2",
         "protocol.eval_every=2",
-        f"data.root={tree}",
+        f"data.root={imagenet_tree}",
         "model.depth=18",
         "trainer=ddp",
         "trainer.accelerator=cpu",
@@ -111,8 +103,7 @@ def test_srun_ranks_resume_from_one_checkpoint_and_skip_a_complete_record_togeth
     assert [p.name for p in (tmp_path / "exp" / "decisions").rglob("*.json")] == ["slurm-103-0-0.json"]
 
 
-@pytest.mark.slow
-def test_sigterm_to_one_ddp_process_stops_every_process_with_one_checkpoint(tree, tmp_path):
+def test_sigterm_to_one_ddp_process_stops_every_process_with_one_checkpoint(imagenet_tree, tmp_path):
     """Pre-emption reaching one process of a DDP run only (here the second, which Lightning
     started): the processes decide together at the next iteration they agree at (every 10th),
     every one stops there,
@@ -123,7 +114,7 @@ def test_sigterm_to_one_ddp_process_stops_every_process_with_one_checkpoint(tree
         "protocol.iterations=400",
         "protocol.checkpoint_every=2",
         "protocol.eval_every=400",
-        f"data.root={tree}",
+        f"data.root={imagenet_tree}",
         "model.depth=18",
         "trainer=ddp",
         "trainer.accelerator=cpu",

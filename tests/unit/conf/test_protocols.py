@@ -77,7 +77,7 @@ def test_the_deep_sweep_draws_with_the_degradation_sweep_on_gpu_and_cpu():
 
 def test_the_evaluation_batch_divides_the_cifar_test_set_and_its_validation_split():
     """No short last batch: under torch.compile it would cost a recompile and a CUDA graph of its own."""
-    from test_train import compose_config
+    from conftest import compose_config
 
     batch = compose_config().data.eval_batch_size
     assert 10_000 % batch == 0 and 5_000 % batch == 0

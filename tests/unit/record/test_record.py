@@ -1,3 +1,6 @@
+"""The run record (resdeg.record): identity and hashes, the schema declared once, writes whole or
+not at all, the lock, and the decision to skip, resume or start afresh."""
+
 import json
 from pathlib import Path
 

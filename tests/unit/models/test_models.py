@@ -1,3 +1,6 @@
+"""The CIFAR-10 nets (Section 4.2): layer counts, parameters, the three shortcut options, plain
+= the same block without the addition, equality with public reference implementations."""
+
 import re
 
 import pytest

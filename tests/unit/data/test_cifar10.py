@@ -1,3 +1,6 @@
+"""The CIFAR-10 reader and batches on small generated copies: validation of the content (not the
+md5), the decoded-archive cache, batches a function of the iteration, pad-crop-flip."""
+
 import io
 import pickle
 import tarfile
@@ -8,79 +11,9 @@ import torch
 
 from conftest import write_cifar_folder
 from resdeg import ResdegError
-from resdeg.data import CIFAR10DataModule, load_cifar10
+from resdeg.data import load_cifar10
 from resdeg.data.augment import pad_crop_flip
 from resdeg.data.cifar10_files import ARCHIVE_NAME
-
-
-# -- the real archive --------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def real_arrays(cifar_root):
-    return load_cifar10(cifar_root)
-
-
-def test_real_archive_reads_and_validates(real_arrays):
-    a = real_arrays
-    assert a.train_images.shape == (50000, 3, 32, 32) and a.train_images.dtype == np.uint8
-    assert a.test_images.shape == (10000, 3, 32, 32)
-    assert np.bincount(a.train_labels).tolist() == [5000] * 10
-    assert np.bincount(a.test_labels).tolist() == [1000] * 10
-    # the README's training-set per-channel mean (0.4914, 0.4822, 0.4465)
-    channel_mean = a.train_images.reshape(50000, 3, -1).mean(axis=(0, 2)) / 255
-    assert np.allclose(channel_mean, [0.4914, 0.4822, 0.4465], atol=1e-3)
-
-
-@pytest.fixture(scope="module")
-def split_datamodule(cifar_root):
-    dm = CIFAR10DataModule(root=str(cifar_root), val_size=5000, batch_size=128)
-    dm.setup("fit")
-    return dm
-
-
-def test_paper_split_sizes(split_datamodule):
-    dm = split_datamodule
-    assert len(dm.train_labels) == 45000
-    assert len(dm.eval_sets["val"][1]) == 5000
-    assert len(dm.eval_sets["test"][1]) == 10000
-    assert dm.batches_per_epoch == 45000 // 128
-    assert dm.eval_split_names == ["test", "val"]
-
-
-def test_full_training_set_without_split(cifar_root):
-    dm = CIFAR10DataModule(root=str(cifar_root), val_size=0)
-    dm.setup("fit")
-    assert len(dm.train_labels) == 50000 and dm.eval_split_names == ["test"]
-
-
-def test_per_pixel_mean_subtraction(split_datamodule):
-    dm = split_datamodule
-    assert dm.mean_image.shape == (3, 32, 32)
-    # a mean *image*: pixels differ from each other, not one value per channel
-    assert dm.mean_image[0].std() > 0.005
-    # training images are centred pixel by pixel
-    assert dm.train_images.mean(dim=0).abs().max() < 1e-4
-    # the test set is shifted by the training mean image, not by its own mean
-    test = dm.eval_sets["test"][0]
-    assert test.mean(dim=0).abs().max() < 0.05
-
-
-def test_training_batches_are_augmented_and_shaped(split_datamodule):
-    dm = split_datamodule
-    images, labels = next(iter(dm.train_dataloader()))
-    assert images.shape == (128, 3, 32, 32) and labels.shape == (128,)
-    assert images.dtype == torch.float32 and labels.dtype == torch.int64
-    # zero-padded borders appear in some crops (a padded pixel is exactly 0 = the mean)
-    assert (images == 0).all(dim=1).any()
-    test_images, test_labels = next(iter(dm.val_dataloader()[0]))
-    assert test_images.shape == (256, 3, 32, 32)
-    assert torch.equal(test_images, dm.eval_sets["test"][0][:256])  # single view, no augmentation
-
-
-def test_torchvision_pipeline_gives_the_same_shapes(cifar_root):
-    dm = CIFAR10DataModule(root=str(cifar_root), loader="torchvision", num_workers=0, batch_size=64)
-    dm.setup("fit")
-    images, labels = next(iter(dm.train_dataloader()))
-    assert images.shape == (64, 3, 32, 32) and labels.shape == (64,)
 
 
 # -- the batch-wise augmentation ----------------------------------------------------------
@@ -197,28 +130,34 @@ def test_batches_are_a_function_of_the_iteration_only():
         assert torch.equal(x, rx) and torch.equal(y, ry)
 
 
-def test_tensor_and_per_image_pipelines_train_alike(cifar_root, tmp_path):
-    """Same net, same protocol, the two pipelines: final training errors in the same band."""
-    from resdeg.train import train
-    from test_train import compose_config
+def test_an_archive_is_decoded_once_then_read_from_the_cache_and_a_replaced_copy_is_read_again(tmp_path, monkeypatch):
+    from resdeg.data import cifar10_files
 
-    finals = {}
-    for loader in ("tensor", "torchvision"):
-        cfg = compose_config(
-            "model.depth=20",
-            "protocol=cifar_quick",
-            "protocol.iterations=120",
-            "protocol.schedule.warmup_iterations=30",
-            "protocol.schedule.milestones=[90,105]",
-            "protocol.log_every=40",
-            "protocol.eval_every=120",
-            f"data.loader={loader}",
-            "data.num_workers=1",
-            "layer_responses=false",
-            f"data.root={cifar_root}",
-            f"paths.results={tmp_path / loader}",
-            f"paths.experiments={tmp_path / 'exp' / loader}",
-        )
-        finals[loader] = train(cfg)["final"]["train_error"]
-    assert all(e < 80 for e in finals.values()), finals  # both learn
-    assert abs(finals["tensor"] - finals["torchvision"]) < 6, finals
+    monkeypatch.setenv("RESDEG_CACHE", str(tmp_path / "cache"))
+    source = write_cifar_folder(tmp_path / "src")
+    archive = tmp_path / "data" / ARCHIVE_NAME
+    archive.parent.mkdir()
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(source / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    first = load_cifar10(archive.parent)
+    (cached,) = (tmp_path / "cache").glob("cifar10-*.npz")
+    reads = []
+    monkeypatch.setattr(cifar10_files, "read_archive", lambda path: reads.append(path))
+    again = load_cifar10(archive.parent)  # from the cache: the archive is not decompressed
+    assert reads == [] and again.source == str(archive)
+    for name in cifar10_files.ARRAY_NAMES:
+        assert np.array_equal(getattr(first, name), getattr(again, name))
+    monkeypatch.undo()
+    monkeypatch.setenv("RESDEG_CACHE", str(tmp_path / "cache"))
+    other = write_cifar_folder(tmp_path / "other", seed=1)
+    with tarfile.open(archive, "w:gz") as tar:  # another copy in the same place: read again, cached anew
+        tar.add(other / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    replaced = load_cifar10(archive.parent)
+    assert not np.array_equal(replaced.train_images, first.train_images)
+    assert len(list((tmp_path / "cache").glob("cifar10-*.npz"))) == 2
+    cached.write_bytes(cached.read_bytes()[:100])  # a cache file cut short is read past, never trusted
+    monkeypatch.setattr(cifar10_files, "cached_archive_path", lambda path: cached)
+    assert np.array_equal(load_cifar10(archive.parent).train_images, replaced.train_images)
+    monkeypatch.undo()
+    monkeypatch.setenv("RESDEG_CACHE", "/proc/no-cache-here")  # a cache that cannot be written is skipped
+    assert load_cifar10(archive.parent).train_images.shape == (200, 3, 32, 32)

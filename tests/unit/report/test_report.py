@@ -3,68 +3,16 @@
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from conftest import REPO
+from fake_records import write_run
 from resdeg.report.__main__ import main as report_main
 from resdeg.report.load import load_results
 from resdeg.report.tables import table6
 from resdeg.report.verdict import degradation_verdict
 from resdeg.training.recorder import RunRecorder
-
-
-def write_run(
-    results,
-    arch,
-    depth,
-    final_train,
-    final_test,
-    seed=0,
-    protocol="quick",
-    status="complete",
-    iterations=500,
-    setting="s1",
-    family=None,
-):
-    name = f"plain-{depth}" if arch == "plain" else f"resnet-{depth}-A"
-    identity = {
-        "run_id": f"{name}_seed{seed}_{setting}",
-        "name": name,
-        "group": f"cifar10-{protocol}",
-        "dataset": "cifar10",
-        "arch": arch,
-        "depth": depth,
-        "shortcut": None if arch == "plain" else "A",
-        "protocol": protocol,
-        "protocol_family": family or protocol,
-        "seed": seed,
-        "protocol_hash": setting,
-    }
-    rec = RunRecorder(results / "runs" / identity["group"] / identity["run_id"], identity, "seed: 0\n")
-    rec.start(parameters=1000 * depth, iterations=iterations)
-    steps = np.arange(50, iterations + 1, 50)
-    # errors fall from 90% towards the final value
-    for it in steps:
-        frac = it / iterations
-        rec.log_metrics({"train/error": 90 - (90 - final_train) * frac}, step=int(it))
-    for it in steps[::5].tolist() + [iterations]:
-        rec.log_metrics({"test/error": 90 - (90 - final_test) * it / iterations}, step=int(it))
-    if status == "complete":
-        rec.finish("complete", final={"train_error": final_train, "test_error": final_test})
-    return identity["run_id"]
-
-
-@pytest.fixture
-def degraded(tmp_path):
-    for arch, finals in {
-        "plain": {20: 57, 32: 62, 44: 70, 56: 78},
-        "residual": {20: 45, 32: 43, 44: 42, 56: 41},
-    }.items():
-        for depth, train_error in finals.items():
-            write_run(tmp_path, arch, depth, train_error, train_error - 2)
-    return tmp_path
 
 
 def test_table6_numbers_come_from_the_records(degraded):
@@ -324,27 +272,6 @@ def test_verdict_without_degradation(tmp_path):
     assert "Missing from the sweep: plain-32, plain-44, ResNet-32, ResNet-44" in text
 
 
-@pytest.mark.slow
-def test_cli_draws_each_protocol_separately_and_skips_a_torn_record(degraded, capsys):
-    write_run(degraded, "plain", 20, 10, 9, protocol="paper", iterations=64000)
-    torn = degraded / "runs" / "cifar10-quick" / "plain-44_seed0_s1" / "summary.json"
-    torn.write_text(torn.read_text()[:40])  # cut by hand mid-file
-    assert report_main(["all", "--results", str(degraded)]) == 0
-    err = capsys.readouterr().err
-    assert "plain-44_seed0_s1: skipped, the record cannot be read" in err
-    figures = {p.name for p in (degraded / "figures").iterdir()}
-    assert {
-        "fig6_cifar10_quick.png",
-        "fig6_cifar10_quick.pdf",
-        "fig1_cifar10_paper.png",
-        "fig6_cifar10_paper.pdf",
-    } <= figures
-    assert "plain-44" in (degraded / "tables" / "degradation_verdict_quick.md").read_text()  # named as missing
-    csv = pd.read_csv(degraded / "tables" / "table6_cifar10_quick.csv")
-    assert csv["method"].tolist() == ["ResNet-20", "ResNet-32", "ResNet-44", "ResNet-56", "ResNet-110", "ResNet-1202"]
-    assert (degraded / "tables" / "table6_cifar10_quick.tex").read_text().startswith("\\begin{table}")
-
-
 def test_fig6_has_two_panels_and_a_line_per_depth_and_split(degraded):
     import matplotlib.pyplot as plt
 
@@ -498,47 +425,6 @@ def test_cli_writes_imagenet_figures_tables_and_verdict(imagenet):
     verdict = (imagenet / "tables" / "degradation_verdict_imagenet_paper.md").read_text()
     assert "plain-34 is 2.5 points above plain-18" in verdict and "ResNet-34 is 4.0 points below ResNet-18" in verdict
     assert "Degradation reproduced" in verdict
-
-
-def test_report_on_real_short_runs(cifar_root, tmp_path):
-    """Records written by real training runs (plain-8 and ResNet-8 on real CIFAR-10) go
-    through the report: the table's number is the record's, the figure has both runs."""
-    import json
-
-    from conftest import run_cli
-
-    result = run_cli(
-        "--multirun",
-        "model.arch=plain,residual",
-        "model.depth=8",
-        "protocol=cifar_quick",
-        "protocol.batch_size=32",
-        "protocol.iterations=8",
-        "protocol.log_every=2",
-        "protocol.eval_every=4",
-        "protocol.schedule.warmup_iterations=2",
-        "data.eval_batch_size=1000",
-        f"paths.results={tmp_path / 'results'}",
-        f"paths.experiments={tmp_path / 'exp'}",
-        env={"RESDEG_CIFAR_ROOT": str(cifar_root)},
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert report_main(["all", "--results", str(tmp_path / "results")]) == 0
-    resnet = json.loads(next((tmp_path / "results").rglob("resnet-8-A_*/summary.json")).read_text())
-    assert resnet["evaluations"] == 2 and resnet["eval_seconds"] > 0  # what the test curve cost
-    responses = pd.read_csv(next((tmp_path / "results").rglob("resnet-8-A_*/layer_responses.csv")))
-    assert responses.layer.tolist() == list(range(1, 8)) and (responses["std"] > 0).all()  # Fig. 7, 7 3x3 layers
-    assert (tmp_path / "results" / "figures" / "fig7_cifar10_quick-8.png").is_file()
-    table = pd.read_csv(tmp_path / "results" / "tables" / "table6_cifar10_quick-8.csv")  # quick-<iterations>
-    assert table["method"].tolist()[0] == "ResNet-8" and table["runs"].tolist() == [1, 0, 0, 0, 0, 0, 0]
-    assert float(table["test error % (ours)"][0]) == pytest.approx(resnet["final"]["test_error"], abs=0.005)
-    assert pd.isna(table["paper, 64k iterations (reference only)"][0])  # the paper has no 8-layer net
-    verdict = (tmp_path / "results" / "tables" / "degradation_verdict_quick-8.md").read_text()
-    assert "fewer than two depths complete (8)" in verdict and "Missing from the sweep: plain-20" in verdict
-    from resdeg.report.figures import fig6
-
-    fig = fig6(load_results(tmp_path / "results").of("cifar10", "quick-8"), "quick-8")
-    assert [len(ax.lines) for ax in fig.axes] == [2, 2]  # training (4 points) and test (2 points) per panel
 
 
 def test_report_reads_resdeg_results_and_says_which_folder(degraded, monkeypatch, capsys):
@@ -823,28 +709,3 @@ def test_a_net_that_ended_at_chance_is_marked_did_not_train_never_counted_as_a_d
     plt.close(fig)
     verdict = degradation_verdict(s.results, "quick")
     assert "ResNet-1202: did not train (89.7%, at chance)" in verdict and "ResNet-110: 38.0%" in verdict
-
-
-@pytest.mark.slow
-def test_the_dev_install_opens_and_exports_the_committed_notebook(tmp_path):
-    """`make setup` (the dev extra) installs what the README's notebook command needs."""
-    import sys
-
-    jupyter = Path(sys.executable).with_name("jupyter")
-    assert jupyter.is_file() and Path(sys.executable).with_name("jupyter-lab").is_file()
-    done = subprocess.run(
-        [
-            str(jupyter),
-            "nbconvert",
-            "--to",
-            "html",
-            "--output-dir",
-            str(tmp_path),
-            str(REPO / "notebooks" / "explore_results.ipynb"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert (tmp_path / "explore_results.html").stat().st_size > 10_000
