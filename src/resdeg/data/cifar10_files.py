@@ -14,6 +14,7 @@ that a changed or replaced copy is read again; a cache that cannot be written is
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
@@ -159,7 +160,8 @@ def read_archive_cached(archive: Path) -> Cifar10Arrays:
             np.savez(f, **{name: getattr(arrays, name) for name in ARRAY_NAMES})
         partial.replace(cached)  # whole or not at all: runs starting side by side never read half a file
     except OSError as exc:
-        partial.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            partial.unlink()
         log.debug(f"CIFAR-10 not cached in {cached.parent} ({exc}); the archive is read at each start")
     return arrays
 
