@@ -47,10 +47,9 @@ def as_in_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def run_as_written(command: str, env: dict, marker: str | None, stop=signal.SIGINT, timeout: float = 300) -> Ran:
-    """``command`` in bash from the repository root; on the first output line matching ``marker``,
-    ``stop`` is sent to its whole process group (a terminal's Ctrl-C)."""
-    process = subprocess.Popen(
+def start_as_written(command: str, env: dict) -> subprocess.Popen:
+    """``command`` in bash from the repository root, in a process group of its own, output merged."""
+    return subprocess.Popen(
         ["bash", "-c", command],
         cwd=REPO,
         env=env,
@@ -60,6 +59,12 @@ def run_as_written(command: str, env: dict, marker: str | None, stop=signal.SIGI
         start_new_session=True,
         preexec_fn=as_in_a_terminal,
     )
+
+
+def run_as_written(command: str, env: dict, marker: str | None, stop=signal.SIGINT, timeout: float = 300) -> Ran:
+    """``command`` in bash from the repository root; on the first output line matching ``marker``,
+    ``stop`` is sent to its whole process group (a terminal's Ctrl-C)."""
+    process = start_as_written(command, env)
     killer = threading.Timer(timeout, lambda: os.killpg(process.pid, signal.SIGKILL))
     killer.start()
     lines, stopped = [], False
@@ -241,16 +246,7 @@ def test_the_readme_slurm_commands_submit_as_written(command, outputs, slurm):
         pytest.skip("needs a SLURM cluster with a partition named gpu and GPUs (the tests' cluster has neither)")
     env = {**outputs, **slurm.env}
     tmp = Path(outputs["RESDEG_RESULTS"]).parent
-    process = subprocess.Popen(
-        ["bash", "-c", command],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-        preexec_fn=as_in_a_terminal,
-    )
+    process = start_as_written(command, env)
     try:
         deadline = time.monotonic() + 240
         started = None
