@@ -41,6 +41,8 @@ RUNS_PER_GPU ?= auto
 LOGGER ?= wandb
 # FORCE=1 reruns runs whose complete record exists (by default a re-launched sweep skips them)
 FORCE ?= 0
+# pytest-xdist workers of make test and test-fast (one thread each, tests/conftest.py); 0: in one process
+TEST_WORKERS ?= 3
 # depths of sweep-deep (ResNet-110 and ResNet-1202)
 DEEP_DEPTHS ?= 110,1202
 # seeds of sweep-deep's ResNet-1202: the paper trains one (SEEDS are ResNet-110's five runs)
@@ -81,12 +83,12 @@ help:
 # the whole suite (what CI runs), then the inner loop's tier: the formatter and linter, and
 # the unit tests (tests/unit/; tests/integration/ is the slow tier, tests/conftest.py)
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 test-fast: setup
 	$(VENV)/bin/ruff format --check src tests
 	$(VENV)/bin/ruff check src tests
-	$(PY) -m pytest tests/unit
+	$(PY) -m pytest -n $(TEST_WORKERS) tests/unit
 
 # The CIFAR-10 protocol a target runs ($$protocol): PROTOCOL=paper or quick, or auto: the
 # paper's with a GPU, the quick CPU family without one, said in one line with what the quick

@@ -34,12 +34,26 @@ SLOW_FIXTURES = ("cifar_root", "slurm")
 INTEGRATION = Path(__file__).resolve().parent / "integration"
 
 
+# `make test` runs the suite on pytest-xdist workers (Makefile TEST_WORKERS), one thread each:
+# the tests' nets are small, so two one-thread runs side by side beat one two-thread run. The
+# SLURM tests share one worker, as they share the session's one cluster (the `slurm` fixture).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"  # the runs the tests start
+    import torch
+
+    torch.set_num_threads(1)  # the runs in this process
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's loadgroup reads the groups
 def pytest_collection_modifyitems(config, items):
     for item in items:
+        fixtures = getattr(item, "fixturenames", ())
         if INTEGRATION in Path(item.path).parents:
             item.add_marker(pytest.mark.slow)
-        elif slow := [name for name in SLOW_FIXTURES if name in getattr(item, "fixturenames", ())]:
+        elif slow := [name for name in SLOW_FIXTURES if name in fixtures]:
             raise pytest.UsageError(f"{item.nodeid} uses {', '.join(slow)}: it belongs in tests/integration/")
+        if "slurm" in fixtures:
+            item.add_marker(pytest.mark.xdist_group("slurm"))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -14,9 +14,9 @@ record how it ended (resdeg.training.outcome). The record lands under
 from __future__ import annotations
 
 import logging
-import shutil
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import hydra
@@ -71,22 +71,13 @@ def train(cfg: DictConfig) -> dict:
     if first_process:
         check_checkpoint_folder(folders.checkpoints)  # so does a checkpoint folder that refuses writes
     if decision.action == "resume":
-        check_checkpoint_is_this_run(
-            decision.checkpoint,
-            identity["run_id"],
-            parts.module.state_dict(),
-            device=training_device(str(cfg.trainer.accelerator)),
-        )
-    lock = RunLock(folders.record)
-    if first_process:
-        lock.acquire()
-    try:
-        if decision.action == "fresh" and first_process and folders.checkpoints.exists():
-            shutil.rmtree(folders.checkpoints)  # a fresh run must never resume from an older run's checkpoint
+        device = training_device(str(cfg.trainer.accelerator))
+        check_checkpoint_is_this_run(decision.checkpoint, identity["run_id"], parts.module.state_dict(), device)
+    with RunLock(folders.record) if first_process else nullcontext():  # under DDP the first process holds it
+        if decision.action == "fresh" and first_process:
+            folders.clear_checkpoints()
         with job_devices(cfg) as devices, ddp_job(cfg):
             return _fit_and_record(cfg, identity, folders, decision, parts, devices)
-    finally:
-        lock.release()
 
 
 def _fit_and_record(cfg: DictConfig, identity: dict, folders: RunFolders, decision: Decision, parts, devices) -> dict:
@@ -133,8 +124,7 @@ def _fit_and_record(cfg: DictConfig, identity: dict, folders: RunFolders, decisi
         seconds = time.monotonic() - started
         final = outcome.complete(trainer, module, signals, callbacks.pace, seconds, int(protocol.batch_size))
     if outcome.status == "complete" and trainer.is_global_zero:
-        if folders.remove_tracked_checkpoints():
-            log.info(f"{name}: complete; its checkpoints in the results tree ({portable(folders.checkpoints)}) removed")
+        folders.remove_tracked_checkpoints()
         run_ended(identity, "complete", final, time.monotonic() - started, portable(folders.record))
     return recorder.summary
 

@@ -23,7 +23,6 @@ def test_a_short_run_prints_each_line_once_and_no_library_noise(cifar_root, tmp_
         "protocol.checkpoint_every=8",
         "protocol.eval_every=4",
         "protocol.log_every=4",
-        "data.eval_batch_size=1000",
         f"data.root={cifar_root}",
         f"paths.results={tmp_path / 'r'}",
         f"paths.experiments={tmp_path / 'e'}",

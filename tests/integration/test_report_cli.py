@@ -49,7 +49,6 @@ def test_report_on_real_short_runs(cifar_root, tmp_path):
         "protocol.log_every=2",
         "protocol.eval_every=4",
         "protocol.schedule.warmup_iterations=2",
-        "data.eval_batch_size=1000",
         f"paths.results={tmp_path / 'results'}",
         f"paths.experiments={tmp_path / 'exp'}",
         env={"RESDEG_CIFAR_ROOT": str(cifar_root)},

@@ -25,7 +25,6 @@ SHORT = [
     "protocol.checkpoint_every=4",
     "protocol.schedule.warmup_iterations=6",
     "protocol.schedule.milestones=[16,20]",
-    "data.eval_batch_size=1000",
     "trainer.deterministic=true",
     "layer_responses=false",  # Fig. 7's pass over the test set: tested in test_report, not needed here
 ]
@@ -70,7 +69,7 @@ def read_until(process: subprocess.Popen, text: str, timeout: float = 300) -> st
 
 def kill_during_the_evaluation_of(victim: Path, cifar_root, iteration: int, *extra: str) -> None:
     """SIGKILL a run inside the evaluation of ``iteration``, once its last.ckpt of that iteration is written."""
-    process = start_run(victim, cifar_root, "data.eval_batch_size=250", *extra)
+    process = start_run(victim, cifar_root, *extra)
     wait_for_checkpoint(victim, iteration, process)
     (step_file,) = (victim / "experiments").rglob(f"*step={iteration}.ckpt")
     last = step_file.with_name("last.ckpt")
@@ -140,7 +139,7 @@ def test_kill_during_the_evaluation_of_a_checkpoint_iteration_or_a_cut_last_ckpt
     kill_during_the_evaluation_of(victim, cifar_root, 12)
     killed = pd.read_csv(only_record(victim) / "history.csv")
     assert killed.query("split == 'test' and iteration == 12").empty  # the kill landed inside the evaluation
-    resumed = run_cli(*SHORT, *paths(victim), "data.eval_batch_size=250", env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    resumed = run_cli(*SHORT, *paths(victim), env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     summary = json.loads((only_record(victim) / "summary.json").read_text())
     assert summary["status"] == "complete" and summary["resumed_at_iterations"] == [12]
@@ -176,7 +175,7 @@ def test_the_evaluation_a_resumed_run_owes_is_made_in_the_runs_precision(cifar_r
     """Under bf16-mixed (CPU autocast has bf16), a run killed during the evaluation of its
     checkpoint iteration redoes it on resume, before training: in the same autocast as Lightning's
     own validation loop, so its rows equal the uninterrupted twin's (in fp32 they differed)."""
-    bf16 = ["trainer.precision=bf16-mixed", "data.eval_batch_size=250", "gradient_signals=false"]
+    bf16 = ["trainer.precision=bf16-mixed", "gradient_signals=false"]
     twin = run_cli(*SHORT, *paths(tmp_path / "twin"), *bf16, env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
     assert twin.returncode == 0, twin.stdout[-3000:] + twin.stderr[-3000:]
     victim = tmp_path / "victim"
@@ -200,7 +199,7 @@ def test_a_kill_during_the_final_evaluation_loses_neither_the_last_interval_nor_
     kill_during_the_evaluation_of(victim, cifar_root, 24)
     killed = pd.read_csv(only_record(victim) / "history.csv")
     assert killed.query("iteration == 24").empty  # the kill landed inside the final evaluation
-    resumed = run_cli(*SHORT, *paths(victim), "data.eval_batch_size=250", env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    resumed = run_cli(*SHORT, *paths(victim), env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     summary = json.loads((only_record(victim) / "summary.json").read_text())
     assert summary["status"] == "complete" and summary["resumed_at_iterations"] == [24]
@@ -602,7 +601,7 @@ def test_sigterm_during_the_final_evaluation_is_honoured_and_the_run_resumes_to_
     """A signal that lands in the evaluation of the last iteration (after the loop's last
     training step) still ends in last.ckpt and an interrupted record, not a record left running;
     the same command then redoes that evaluation and completes the run."""
-    extra = ["protocol.iterations=12", "protocol.eval_every=12", "data.eval_batch_size=250"]
+    extra = ["protocol.iterations=12", "protocol.eval_every=12"]
     process = start_run(tmp_path, cifar_root, *extra)
     printed = read_until(process, "it 12/12")  # the progress line of the last iteration: its evaluation starts now
     process.send_signal(signal.SIGTERM)

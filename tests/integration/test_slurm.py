@@ -33,7 +33,6 @@ def tiny(iterations: int, every: int, arch: str = "plain,residual") -> list[str]
         f"protocol.eval_every={every}",
         f"protocol.checkpoint_every={every}",
         "protocol.schedule.warmup_iterations=3",
-        "data.eval_batch_size=1000",
         "layer_responses=false",
         "gradient_signals=false",
     ]

@@ -22,7 +22,6 @@ TINY = [
     "protocol.log_every=3",
     "protocol.eval_every=6",
     "protocol.schedule.warmup_iterations=3",
-    "data.eval_batch_size=1000",
     "layer_responses=false",  # Fig. 7's pass over the test set: tested in test_report, not needed here
 ]
 
@@ -51,7 +50,7 @@ def test_two_job_multirun_makes_two_wandb_runs_with_names_groups_tags_config_and
     assert not [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("wandb:")]
     assert "anonymous" not in result.stdout + result.stderr
 
-    runs = offline_runs(tmp_path / "experiments" / "wandb")
+    runs = offline_runs(tmp_path / "experiments" / "wandb", wait_s=60)
     assert len(runs) == 2 and runs[0].id != runs[1].id  # one W&B run per job, never shared
     assert sorted(r.name for r in runs) == ["plain-8-seed0", "resnet-8-A-seed0"]
     # one group per network (its seeds drawn as one line with a band), the sweep as the job type
@@ -102,7 +101,7 @@ def test_runs_of_two_settings_never_share_a_wandb_group_and_wandb_dir_is_honoure
         },
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    runs = offline_runs(tmp_path / "wandb-dir")
+    runs = offline_runs(tmp_path / "wandb-dir", wait_s=60)
     assert len(runs) == 2 and runs[0].group != runs[1].group
     # the learning rate was changed on the command line: each name says its setting
     assert sorted(r.name for r in runs) == sorted(
@@ -250,7 +249,6 @@ def test_relaunched_sweep_skips_the_finished_run_resumes_the_killed_one_and_star
         "protocol.eval_every=40",
         "protocol.checkpoint_every=5",
         "protocol.schedule.warmup_iterations=5",
-        "data.eval_batch_size=1000",
         "layer_responses=false",
         *paths(tmp_path),
     ]

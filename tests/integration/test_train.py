@@ -55,7 +55,6 @@ def test_sweep_over_two_configs_writes_two_complete_records(cifar_root, tmp_path
         "protocol.log_every=3",
         "protocol.eval_every=6",
         "protocol.schedule.warmup_iterations=3",
-        "data.eval_batch_size=1000",
         "layer_responses=false",
         f"paths.results={tmp_path / 'results'}",
         f"paths.experiments={tmp_path / 'experiments'}",
@@ -93,7 +92,6 @@ def test_changing_log_every_changes_no_training(cifar_root, tmp_path):
             f"protocol.log_every={log_every}",
             "protocol.eval_every=12",
             "protocol.checkpoint_every=12",
-            "data.eval_batch_size=1000",
             "layer_responses=false",
             f"data.root={cifar_root}",
             f"paths.results={tmp_path / str(log_every)}",
@@ -134,7 +132,6 @@ def test_a_training_step_reads_nothing_from_the_device(cifar_root, tmp_path):
         "protocol.log_every=8",
         "protocol.eval_every=12",
         "protocol.checkpoint_every=12",
-        "data.eval_batch_size=1000",
         f"data.root={cifar_root}",
     )
     parts = build_parts(cfg)
@@ -169,7 +166,6 @@ def test_an_evaluation_reads_its_sums_from_the_device_once_not_per_batch(cifar_r
     cfg = compose_config(
         "model.depth=8",
         "protocol=cifar_quick",
-        "data.eval_batch_size=1000",
         f"data.root={cifar_root}",
         "gradient_signals=false",
     )

@@ -10,12 +10,15 @@ experiments/decisions/<group>/<run_id>/        the first process's skip/resume/f
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import DictConfig
+
+log = logging.getLogger("resdeg")
 
 
 @dataclass(frozen=True)
@@ -39,13 +42,17 @@ class RunFolders:
         """Whether the checkpoints lie in the results tree (committed while the run is in flight)."""
         return self.checkpoints.is_relative_to(self.record.parents[2])
 
-    def remove_tracked_checkpoints(self) -> bool:
-        """Once the run is complete its record is the result: checkpoints in the results tree go
-        (the tracked tree stays light); True if there were any."""
-        if not (self.checkpoints_tracked and self.checkpoints.exists()):
-            return False
+    def clear_checkpoints(self) -> None:
+        """A fresh run must never resume from an older run's checkpoint: its folder starts empty."""
         shutil.rmtree(self.checkpoints, ignore_errors=True)
-        return True
+
+    def remove_tracked_checkpoints(self) -> None:
+        """Once the run is complete its record is the result: checkpoints in the results tree go
+        (the tracked tree stays light), and says so."""
+        if self.checkpoints_tracked and self.checkpoints.exists():
+            self.clear_checkpoints()
+            where = portable(self.checkpoints)
+            log.info(f"{self.record.name}: complete; its checkpoints in the results tree ({where}) removed")
 
 
 def portable(path: Path) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +40,8 @@ def read_records(path: str | Path):
             continue
         _crc, length, kind = struct.unpack("<IHB", data[pos : pos + CHUNK_HEADER])
         chunk = data[pos + CHUNK_HEADER : pos + CHUNK_HEADER + length]
+        if len(chunk) < length:  # the file's end is still being written
+            return
         pos += CHUNK_HEADER + length
         if kind == 0 and length == 0:  # zero padding at the end of a block
             pos += BLOCK - pos % BLOCK if pos % BLOCK else 0
@@ -115,10 +118,18 @@ def read_offline_run(path: str | Path) -> OfflineRun:
     return run
 
 
-def offline_runs(folder: str | Path) -> list[OfflineRun]:
+def offline_runs(folder: str | Path, wait_s: float = 0.0) -> list[OfflineRun]:
     """Every offline run under ``folder`` (e.g. experiments/wandb), oldest first.
 
     By the start time W&B recorded, not by folder name: the name holds the start to the
-    second and then the run id, so runs started within one second would sort by their ids."""
-    runs = [read_offline_run(p) for p in Path(folder).rglob("offline-run-*/run-*.wandb")]
-    return sorted(runs, key=lambda run: (run.started, str(run.path)))
+    second and then the run id, so runs started within one second would sort by their ids.
+
+    W&B's writer (wandb-core, a process of its own) may still be writing a run's file when
+    ``run.finish()`` has returned, or the process that ran it has exited: ``wait_s`` reads
+    again until every run has its exit record, for at most that many seconds."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        runs = [read_offline_run(p) for p in Path(folder).rglob("offline-run-*/run-*.wandb")]
+        if all(run.exit_code is not None for run in runs) or time.monotonic() >= deadline:
+            return sorted(runs, key=lambda run: (run.started, str(run.path)))
+        time.sleep(0.1)

@@ -442,7 +442,7 @@ def test_the_report_logs_its_figures_and_tables_to_one_wandb_run(degraded, monke
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("RESDEG_EXPERIMENTS", str(degraded / "experiments"))
     assert report_main(["all", "--results", str(degraded), "--wandb"]) == 0
-    (run,) = offline_runs(degraded / "experiments" / "wandb")
+    (run,) = offline_runs(degraded / "experiments" / "wandb", wait_s=60)
     assert run.name == "report" and run.job_type == "report"
     logged = {key: value for row in run.history for key, value in row.items()}  # W&B nests a media value's fields
     assert logged["figures/fig6_cifar10_quick/_type"] == logged["figures/fig1_cifar10_quick/_type"] == "image-file"

@@ -37,7 +37,7 @@ def test_a_resumed_wandb_run_logs_nothing_twice_and_a_forced_rerun_says_so(tmp_p
     (rerun_folder,) = [p.parent for p in (tmp_path / "wandb").rglob("run-*.wandb") if rerun.version in p.name]
     rerun_folder.rename(rerun_folder.with_name("offline-run-00000000_000000-" + rerun.version))
 
-    runs = offline_runs(tmp_path / "wandb")
+    runs = offline_runs(tmp_path / "wandb", wait_s=60)
     assert [r.id for r in runs[:2]] == [first.version, first.version] and runs[2].id != first.version
     steps = [
         (row["trainer/global_step"], key)
@@ -48,6 +48,15 @@ def test_a_resumed_wandb_run_logs_nothing_twice_and_a_forced_rerun_says_so(tmp_p
     ]
     assert steps == [(2, "train/error"), (4, "train/error"), (6, "train/error"), (6, "test/error")]
     assert runs[2].name == "resnet-8-A-seed0-rerun" and "forced-rerun" in runs[2].tags
+
+    # a file W&B is still writing (its writer runs on after finish() returns): cut mid-record, it
+    # reads up to the cut, without its exit record, and a reader that waits gives up at wait_s
+    data = runs[0].path.read_bytes()
+    cut = tmp_path / "writing" / "offline-run-00000000_000000-cut" / "run-cut.wandb"
+    cut.parent.mkdir(parents=True)
+    cut.write_bytes(data[: len(data) - 50])
+    (writing,) = offline_runs(tmp_path / "writing", wait_s=0.3)
+    assert writing.name == "resnet-8-A-seed0" and writing.exit_code is None
 
 
 def test_wandb_mode_is_chosen_without_prompting(monkeypatch, tmp_path):
