@@ -92,12 +92,14 @@ def recorded_outcome(recorder, loggers, name: str, record_folder, checkpoints):
         raise
     except RunStopped:  # recorded where it was raised
         raise
-    except (KeyboardInterrupt, SystemExit) as exc:
+    except BaseException as exc:
         # Ctrl-C: Lightning catches the KeyboardInterrupt, marks the trainer interrupted and exits(1)
-        # inside its handler (so the SystemExit's context is the KeyboardInterrupt)
+        # inside its handler (so the SystemExit's context is the KeyboardInterrupt); one that lands
+        # inside a library (OmegaConf restoring a node's flags) may surface as another error whose
+        # context is the Ctrl-C. Either is the user's stop, not the run's failure: the sweep stops.
         trainer = outcome.trainer
-        ctrl_c = isinstance(exc, KeyboardInterrupt) or isinstance(exc.__context__, KeyboardInterrupt)
-        if not (ctrl_c or (trainer is not None and trainer.interrupted)):
+        ctrl_c = from_ctrl_c(exc)
+        if not (ctrl_c or (isinstance(exc, SystemExit) and trainer is not None and trainer.interrupted)):
             outcome.failed(exc)
             raise
         # a Ctrl-C the pre-emption handler received first is a second one; before the handler is
@@ -110,12 +112,20 @@ def recorded_outcome(recorder, loggers, name: str, record_folder, checkpoints):
             f"{name}: stopped by {how} at iteration {at}, without a checkpoint; run "
             f"the same command again to resume it {resumes_where(checkpoints, name)}"
         ) from None
-    except BaseException as exc:
-        outcome.failed(exc)
-        raise
     finally:
         if outcome.preemption is not None:
             outcome.preemption.restore()
+
+
+def from_ctrl_c(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is a Ctrl-C (KeyboardInterrupt) or was raised while one was handled."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def resumes_where(checkpoints, name: str) -> str:

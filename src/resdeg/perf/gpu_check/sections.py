@@ -279,4 +279,7 @@ def end_to_end(check: Check, clock: Clock) -> None:
         ("s_per_iteration", per_iteration, "s", how),
         ("s_per_evaluation", eval_s / evaluations, "s", ""),
     ):
-        check.add("end_to_end", metric, round(value, 4), unit, note=why, **keys)
+        # 4 significant digits, not decimals: a GPU's few milliseconds per iteration keep their
+        # precision, and the projection that reads them back does not inherit a rounding
+        kept = value if isinstance(value, int) else float(f"{value:.4g}")
+        check.add("end_to_end", metric, kept, unit, note=why, **keys)
