@@ -32,11 +32,14 @@ pytest_plugins = ["fake_records"]
 # integration/: collection says so.
 SLOW_FIXTURES = ("cifar_root", "slurm")
 INTEGRATION = Path(__file__).resolve().parent / "integration"
+UNIT = Path(__file__).resolve().parent / "unit"
 
 
 # `make test` runs the suite on pytest-xdist workers (Makefile TEST_WORKERS), one thread each:
-# the tests' nets are small, so two one-thread runs side by side beat one two-thread run. The
-# SLURM tests share one worker, as they share the session's one cluster (the `slurm` fixture).
+# the tests' nets are small, so two one-thread runs side by side beat one two-thread run.
+# A session or module fixture is built once per worker: the tests of one that stands for a
+# cluster or a whole training run share a worker (--dist loadgroup), so it is built once.
+SHARED_ON_ONE_WORKER = {"slurm": "slurm", "twin_record": "resilience twin"}
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = "1"  # the runs the tests start
     import torch
@@ -50,17 +53,22 @@ def pytest_collection_modifyitems(config, items):
         fixtures = getattr(item, "fixturenames", ())
         if INTEGRATION in Path(item.path).parents:
             item.add_marker(pytest.mark.slow)
-        elif slow := [name for name in SLOW_FIXTURES if name in fixtures]:
+        elif UNIT in Path(item.path).parents and (slow := [name for name in SLOW_FIXTURES if name in fixtures]):
             raise pytest.UsageError(f"{item.nodeid} uses {', '.join(slow)}: it belongs in tests/integration/")
-        if "slurm" in fixtures:
-            item.add_marker(pytest.mark.xdist_group("slurm"))
+        for fixture, group in SHARED_ON_ONE_WORKER.items():
+            if fixture in fixtures:
+                item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session", autouse=True)
 def decoded_cifar_cache(tmp_path_factory):
     """The runs a test session starts (its subprocesses too) keep CIFAR-10's decoded arrays in a
-    cache of the session's (resdeg.data.cifar10_files), never in the user's own."""
-    os.environ["RESDEG_CACHE"] = str(tmp_path_factory.mktemp("decoded-cifar"))
+    cache of the session's (resdeg.data.cifar10_files), never in the user's own; one for all the
+    session's xdist workers (the cache is written whole or not at all)."""
+    session = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        session = session.parent  # the workers' folders lie in the session's
+    os.environ["RESDEG_CACHE"] = str(session / "decoded-cifar")
 
 
 def _find_cifar_root() -> Path | None:

@@ -83,7 +83,8 @@ def kill_during_the_evaluation_of(victim: Path, cifar_root, iteration: int, *ext
 
 @pytest.fixture(scope="module")
 def twin_record(cifar_root, tmp_path_factory) -> Path:
-    """The record of the uninterrupted run that every killed-and-resumed run must equal."""
+    """The record of the uninterrupted run that every killed-and-resumed run must equal (built
+    once: its tests share a pytest-xdist worker, tests/conftest.py)."""
     twin = tmp_path_factory.mktemp("twin")
     result = run_cli(*SHORT, *paths(twin), env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
