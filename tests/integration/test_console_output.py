@@ -9,7 +9,7 @@ import pandas as pd
 from conftest import run_cli
 
 
-def test_a_short_run_prints_each_line_once_and_no_library_noise(cifar_root, tmp_path):
+def test_a_short_run_prints_each_line_once_and_no_library_noise(small_cifar, tmp_path):
     # an srun on the PATH, as on every cluster login node: Lightning's hint to use it is noise here
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin" / "srun").write_text("#!/bin/sh\nexit 1\n")
@@ -23,7 +23,7 @@ def test_a_short_run_prints_each_line_once_and_no_library_noise(cifar_root, tmp_
         "protocol.checkpoint_every=8",
         "protocol.eval_every=4",
         "protocol.log_every=4",
-        f"data.root={cifar_root}",
+        f"data.root={small_cifar}",
         f"paths.results={tmp_path / 'r'}",
         f"paths.experiments={tmp_path / 'e'}",
         env={"PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}"},

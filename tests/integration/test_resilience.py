@@ -13,8 +13,9 @@ import pytest
 
 from conftest import REPO, paths, run_cli, write_cifar_folder
 
-# ResNet-8 on real CIFAR-10 (the smallest of the family: what is tested is the run, not the net),
-# batch 32 (an epoch is 1562 iterations: every checkpoint is mid-epoch).
+# ResNet-8 (the smallest of the family: what is tested is the run, not the net) on a small
+# CIFAR-10 in the real files' layout (conftest.small_cifar: 1000 training images, 250 test images),
+# batch 32 (an epoch is 31 iterations: every checkpoint is mid-epoch).
 SHORT = [
     "model.depth=8",
     "protocol=cifar_quick",
@@ -35,11 +36,11 @@ def only_record(tmp: Path) -> Path:
     return folder
 
 
-def start_run(tmp: Path, cifar_root, *extra: str, env: dict | None = None) -> subprocess.Popen:
+def start_run(tmp: Path, small_cifar, *extra: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "resdeg.train", *SHORT, *paths(tmp), *extra],
         cwd=REPO,
-        env={**os.environ, "RESDEG_CIFAR_ROOT": str(cifar_root), "PYTHONUNBUFFERED": "1", **(env or {})},
+        env={**os.environ, "RESDEG_CIFAR_ROOT": str(small_cifar), "PYTHONUNBUFFERED": "1", **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -67,26 +68,35 @@ def read_until(process: subprocess.Popen, text: str, timeout: float = 300) -> st
     return "".join(lines)
 
 
-def kill_during_the_evaluation_of(victim: Path, cifar_root, iteration: int, *extra: str) -> None:
-    """SIGKILL a run inside the evaluation of ``iteration``, once its last.ckpt of that iteration is written."""
-    process = start_run(victim, cifar_root, *extra)
-    wait_for_checkpoint(victim, iteration, process)
-    (step_file,) = (victim / "experiments").rglob(f"*step={iteration}.ckpt")
-    last = step_file.with_name("last.ckpt")
-    deadline = time.time() + 60
-    while not (last.is_file() and last.stat().st_mtime >= step_file.stat().st_mtime) and time.time() < deadline:
+def start_held_in_evaluation(tmp: Path, small_cifar, iteration: int, *extra: str) -> tuple[subprocess.Popen, Path]:
+    """A run that stops inside its evaluation of ``iteration`` (its checkpoints of that
+    iteration written) until the returned marker file is deleted (tests/hold_evaluation/)."""
+    marker = tmp / f"in-evaluation-{iteration}"
+    env = {
+        "RESDEG_TEST_HOLD_EVALUATION": f"{iteration}:{marker}",
+        "PYTHONPATH": os.pathsep.join([str(REPO / "tests" / "hold_evaluation"), os.environ.get("PYTHONPATH", "")]),
+    }
+    process = start_run(tmp, small_cifar, *extra, env=env)
+    deadline = time.time() + 300
+    while not marker.is_file():
+        assert process.poll() is None and time.time() < deadline, process.stdout.read()[-3000:]
         time.sleep(0.02)
-    time.sleep(0.5)  # last.ckpt complete; the 10k-image evaluation takes seconds
+    return process, marker
+
+
+def kill_during_the_evaluation_of(victim: Path, small_cifar, iteration: int, *extra: str) -> None:
+    """SIGKILL a run inside the evaluation of ``iteration``, after its checkpoints of that iteration."""
+    process, _ = start_held_in_evaluation(victim, small_cifar, iteration, *extra)
     process.send_signal(signal.SIGKILL)
     process.wait()
 
 
 @pytest.fixture(scope="module")
-def twin_record(cifar_root, tmp_path_factory) -> Path:
+def twin_record(small_cifar, tmp_path_factory) -> Path:
     """The record of the uninterrupted run that every killed-and-resumed run must equal (built
     once: its tests share a pytest-xdist worker, tests/conftest.py)."""
     twin = tmp_path_factory.mktemp("twin")
-    result = run_cli(*SHORT, *paths(twin), env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    result = run_cli(*SHORT, *paths(twin), env={"RESDEG_CIFAR_ROOT": str(small_cifar)})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return only_record(twin)
 
@@ -100,17 +110,17 @@ def twin_history(twin_record) -> pd.DataFrame:
     return sorted_history(twin_record)
 
 
-def test_sigkill_mid_epoch_then_resume_matches_the_uninterrupted_twin(cifar_root, tmp_path, twin_history, twin_record):
+def test_sigkill_mid_epoch_then_resume_matches_the_uninterrupted_twin(small_cifar, tmp_path, twin_history, twin_record):
 
     victim = tmp_path / "victim"
-    process = start_run(victim, cifar_root)
+    process = start_run(victim, small_cifar)
     wait_for_checkpoint(victim, 8, process)  # past the first log interval, between intervals
     process.send_signal(signal.SIGKILL)
     process.wait()
     killed = json.loads((only_record(victim) / "summary.json").read_text())
     assert killed["status"] == "running" and killed["iteration"] < 24
 
-    resumed = run_cli(*SHORT, *paths(victim), env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    resumed = run_cli(*SHORT, *paths(victim), env={"RESDEG_CIFAR_ROOT": str(small_cifar)})
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert "resuming at iteration" in resumed.stdout + resumed.stderr
     # Lightning's resume warnings, false for this harness (console.quiet_libraries), are not printed
@@ -127,7 +137,7 @@ def test_sigkill_mid_epoch_then_resume_matches_the_uninterrupted_twin(cifar_root
 
 
 def test_kill_during_the_evaluation_of_a_checkpoint_iteration_or_a_cut_last_ckpt_loses_nothing(
-    cifar_root, tmp_path, twin_history
+    small_cifar, tmp_path, twin_history
 ):
     """The checkpoint of iteration 12 is written just before the evaluation at 12: a run
     killed during that evaluation resumes owing it and redoes it; a last.ckpt cut short
@@ -137,10 +147,10 @@ def test_kill_during_the_evaluation_of_a_checkpoint_iteration_or_a_cut_last_ckpt
 
     # (a) killed during the evaluation at 12, after last.ckpt of iteration 12 was written
     victim = tmp_path / "during_eval"
-    kill_during_the_evaluation_of(victim, cifar_root, 12)
+    kill_during_the_evaluation_of(victim, small_cifar, 12)
     killed = pd.read_csv(only_record(victim) / "history.csv")
     assert killed.query("split == 'test' and iteration == 12").empty  # the kill landed inside the evaluation
-    resumed = run_cli(*SHORT, *paths(victim), env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    resumed = run_cli(*SHORT, *paths(victim), env={"RESDEG_CIFAR_ROOT": str(small_cifar)})
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     summary = json.loads((only_record(victim) / "summary.json").read_text())
     assert summary["status"] == "complete" and summary["resumed_at_iterations"] == [12]
@@ -149,13 +159,13 @@ def test_kill_during_the_evaluation_of_a_checkpoint_iteration_or_a_cut_last_ckpt
 
     # (b) last.ckpt cut short: the periodic checkpoint beside it is used, and said so
     victim = tmp_path / "cut"
-    process = start_run(victim, cifar_root)
+    process = start_run(victim, small_cifar)
     wait_for_checkpoint(victim, 16, process)
     process.send_signal(signal.SIGKILL)
     process.wait()
     (last,) = (victim / "experiments").rglob("last.ckpt")
     last.write_bytes(last.read_bytes()[:1000])
-    resumed = run_cli(*SHORT, *paths(victim), env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    resumed = run_cli(*SHORT, *paths(victim), env={"RESDEG_CIFAR_ROOT": str(small_cifar)})
     output = resumed.stdout + resumed.stderr
     assert resumed.returncode == 0, output[-3000:]
     assert "cannot read last.ckpt" in output and "resuming from epoch=0-step=" in output
@@ -168,28 +178,28 @@ def test_kill_during_the_evaluation_of_a_checkpoint_iteration_or_a_cut_last_ckpt
     (victim / "results" / summary_path(victim)).write_text(
         (victim / "results" / summary_path(victim)).read_text().replace('"complete"', '"interrupted"')
     )
-    refused = run_cli(*SHORT, *paths(victim), env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    refused = run_cli(*SHORT, *paths(victim), env={"RESDEG_CIFAR_ROOT": str(small_cifar)})
     assert refused.returncode == 2 and "no checkpoint of this run can be read" in refused.stdout + refused.stderr
 
 
-def test_the_evaluation_a_resumed_run_owes_is_made_in_the_runs_precision(cifar_root, tmp_path):
+def test_the_evaluation_a_resumed_run_owes_is_made_in_the_runs_precision(small_cifar, tmp_path):
     """Under bf16-mixed (CPU autocast has bf16), a run killed during the evaluation of its
     checkpoint iteration redoes it on resume, before training: in the same autocast as Lightning's
     own validation loop, so its rows equal the uninterrupted twin's (in fp32 they differed)."""
     bf16 = ["trainer.precision=bf16-mixed", "gradient_signals=false"]
-    twin = run_cli(*SHORT, *paths(tmp_path / "twin"), *bf16, env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    twin = run_cli(*SHORT, *paths(tmp_path / "twin"), *bf16, env={"RESDEG_CIFAR_ROOT": str(small_cifar)})
     assert twin.returncode == 0, twin.stdout[-3000:] + twin.stderr[-3000:]
     victim = tmp_path / "victim"
-    kill_during_the_evaluation_of(victim, cifar_root, 12, *bf16)
+    kill_during_the_evaluation_of(victim, small_cifar, 12, *bf16)
     assert pd.read_csv(only_record(victim) / "history.csv").query("split == 'test' and iteration == 12").empty
-    resumed = run_cli(*SHORT, *paths(victim), *bf16, env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    resumed = run_cli(*SHORT, *paths(victim), *bf16, env={"RESDEG_CIFAR_ROOT": str(small_cifar)})
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert json.loads((only_record(victim) / "summary.json").read_text())["resumed_at_iterations"] == [12]
     pd.testing.assert_frame_equal(sorted_history(only_record(victim)), sorted_history(only_record(tmp_path / "twin")))
 
 
 def test_a_kill_during_the_final_evaluation_loses_neither_the_last_interval_nor_a_signal(
-    cifar_root, tmp_path, twin_record, twin_history
+    small_cifar, tmp_path, twin_record, twin_history
 ):
     """last.ckpt of the last iteration (24) is written before the final evaluation, with the
     interval 20-24 still open (it closes at the end of training). Killed during that evaluation,
@@ -197,10 +207,10 @@ def test_a_kill_during_the_final_evaluation_loses_neither_the_last_interval_nor_
     training rows and the signals of iteration 24 are recorded after the fit instead. History
     and signals equal the uninterrupted twin's, row for row."""
     victim = tmp_path / "final_eval"
-    kill_during_the_evaluation_of(victim, cifar_root, 24)
+    kill_during_the_evaluation_of(victim, small_cifar, 24)
     killed = pd.read_csv(only_record(victim) / "history.csv")
     assert killed.query("iteration == 24").empty  # the kill landed inside the final evaluation
-    resumed = run_cli(*SHORT, *paths(victim), env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    resumed = run_cli(*SHORT, *paths(victim), env={"RESDEG_CIFAR_ROOT": str(small_cifar)})
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     summary = json.loads((only_record(victim) / "summary.json").read_text())
     assert summary["status"] == "complete" and summary["resumed_at_iterations"] == [24]
@@ -210,10 +220,10 @@ def test_a_kill_during_the_final_evaluation_loses_neither_the_last_interval_nor_
     assert (only_record(victim) / "signals.csv").read_text() == (twin_record / "signals.csv").read_text()
 
 
-def test_the_signal_probe_changes_no_training(cifar_root, tmp_path, twin_record, twin_history):
+def test_the_signal_probe_changes_no_training(small_cifar, tmp_path, twin_record, twin_history):
     """Section 4.1's probe (a training-mode forward and backward on a fixed batch at every
     evaluation) leaves the run as it was: without it the history is the same, to the digit."""
-    result = run_cli(*SHORT, *paths(tmp_path), "gradient_signals=false", env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    result = run_cli(*SHORT, *paths(tmp_path), "gradient_signals=false", env={"RESDEG_CIFAR_ROOT": str(small_cifar)})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert not (only_record(tmp_path) / "signals.csv").exists()
     pd.testing.assert_frame_equal(sorted_history(only_record(tmp_path)), twin_history)
@@ -224,30 +234,19 @@ def test_the_signal_probe_changes_no_training(cifar_root, tmp_path, twin_record,
     assert summary["signal_measurements"] == 3 and summary["signals_seconds"] > 0
     # the run said what it costs, from this machine's pace, and the record keeps the pace
     assert "training images/s on this machine; expected" in result.stdout + result.stderr
-    assert "evaluations of 10000 images, " in result.stdout + result.stderr
+    assert "evaluations of 250 images, " in result.stdout + result.stderr
     assert summary["train_images_per_s"] > 0 and summary["timed_iterations"] == 24 - 5
 
 
 def test_a_run_with_its_checkpoint_in_the_results_tree_resumes_exactly_from_a_fresh_clone(
-    cifar_root, tmp_path, twin_history
+    small_cifar, tmp_path, twin_history
 ):
     """paths.checkpoints=results/checkpoints (make sweep-paper-20): last.ckpt lies in the tracked
     tree (the project's .gitignore leaves the periodic one out); committed while in flight and
     cloned onto a "fresh machine" (no experiments/ folder), the same command resumes it exactly,
     and the completed run removes its checkpoints."""
     origin, clone = tmp_path / "origin", tmp_path / "clone"
-    process = start_run(origin, cifar_root, f"paths.checkpoints={origin / 'results' / 'checkpoints'}")
-    deadline = time.time() + 300
-    while not list((origin / "results" / "checkpoints").rglob("*step=12.ckpt")) and time.time() < deadline:
-        assert process.poll() is None, process.stdout.read()[-3000:]
-        time.sleep(0.05)
-    (step_file,) = (origin / "results" / "checkpoints").rglob("*step=12.ckpt")
-    last = step_file.with_name("last.ckpt")
-    while not (last.is_file() and last.stat().st_mtime >= step_file.stat().st_mtime) and time.time() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.3)  # last.ckpt of 12 complete; killed in the evaluation at 12
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    kill_during_the_evaluation_of(origin, small_cifar, 12, f"paths.checkpoints={origin / 'results' / 'checkpoints'}")
     (origin / ".gitignore").write_text((REPO / ".gitignore").read_text())
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     for command in (["init", "-q"], ["add", "results", ".gitignore"], ["commit", "-qm", "in flight"]):
@@ -260,7 +259,7 @@ def test_a_run_with_its_checkpoint_in_the_results_tree_resumes_exactly_from_a_fr
         *SHORT,
         *paths(clone),
         f"paths.checkpoints={clone / 'results' / 'checkpoints'}",
-        env={"RESDEG_CIFAR_ROOT": str(cifar_root)},
+        env={"RESDEG_CIFAR_ROOT": str(small_cifar)},
     )
     output = resumed.stdout + resumed.stderr
     assert resumed.returncode == 0, output[-3000:]
@@ -284,10 +283,10 @@ def summary_path(tmp: Path) -> Path:
     ],
     ids=["sigterm", "sigusr2", "ctrl-c"],
 )
-def test_a_stopped_run_is_recorded_interrupted_and_says_how_to_resume(cifar_root, tmp_path, sent, says):
+def test_a_stopped_run_is_recorded_interrupted_and_says_how_to_resume(small_cifar, tmp_path, sent, says):
     """SIGTERM (pre-emption), SIGUSR2 (submitit's warning) and Ctrl-C save last.ckpt at the
     current iteration; the record is "interrupted", never "failed"."""
-    process = start_run(tmp_path, cifar_root, "protocol.iterations=400")
+    process = start_run(tmp_path, small_cifar, "protocol.iterations=400")
     wait_for_checkpoint(tmp_path, 4, process)
     process.send_signal(sent)
     output, _ = process.communicate(timeout=120)
@@ -298,13 +297,13 @@ def test_a_stopped_run_is_recorded_interrupted_and_says_how_to_resume(cifar_root
     assert list((tmp_path / "experiments" / "checkpoints").rglob("last.ckpt"))
 
 
-def test_a_checkpoint_written_on_another_kind_of_device_is_refused_and_the_record_kept(cifar_root, tmp_path):
+def test_a_checkpoint_written_on_another_kind_of_device_is_refused_and_the_record_kept(small_cifar, tmp_path):
     """A run is one run: its checkpoint says the device it was written on (cpu here), and one
     edited to say cuda, as a GPU run's would, is not continued on this CPU (another crop/flip
     stream): one message, exit 2, the record still interrupted with its checkpoint."""
     import torch
 
-    process = start_run(tmp_path, cifar_root, "protocol.iterations=400")
+    process = start_run(tmp_path, small_cifar, "protocol.iterations=400")
     wait_for_checkpoint(tmp_path, 4, process)
     process.send_signal(signal.SIGTERM)
     process.communicate(timeout=120)
@@ -313,7 +312,7 @@ def test_a_checkpoint_written_on_another_kind_of_device_is_refused_and_the_recor
     assert checkpoint["resdeg"]["device"] == "cpu"
     checkpoint["resdeg"]["device"] = "cuda"
     torch.save(checkpoint, last)
-    refused = run_cli(*SHORT, *paths(tmp_path), "protocol.iterations=400", env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    refused = run_cli(*SHORT, *paths(tmp_path), "protocol.iterations=400", env={"RESDEG_CIFAR_ROOT": str(small_cifar)})
     output = refused.stdout + refused.stderr
     assert refused.returncode == 2 and "was written on cuda, and this run would go on on cpu" in output, output[-3000:]
     assert "Traceback" not in output and last.is_file()
@@ -377,11 +376,11 @@ def test_a_signal_submitit_also_handles_is_handed_on_only_after_the_checkpoint()
     assert restored is signal.default_int_handler
 
 
-def test_a_run_stopped_before_its_first_periodic_checkpoint_keeps_one_last_ckpt_when_resumed(cifar_root, tmp_path):
+def test_a_run_stopped_before_its_first_periodic_checkpoint_keeps_one_last_ckpt_when_resumed(small_cifar, tmp_path):
     """SIGTERM at iteration ~5, before the checkpoint of 12: last.ckpt is the pre-emption one.
     The resumed run's checkpoints then overwrite it (never a last-v1.ckpt beside a stale
     last.ckpt, which the next resume would have taken)."""
-    process = start_run(tmp_path, cifar_root, "protocol.checkpoint_every=12")
+    process = start_run(tmp_path, small_cifar, "protocol.checkpoint_every=12")
     read_until(process, "it 5/24")
     process.send_signal(signal.SIGTERM)
     output = process.communicate(timeout=120)[0]
@@ -389,7 +388,7 @@ def test_a_run_stopped_before_its_first_periodic_checkpoint_keeps_one_last_ckpt_
     interrupted_at = json.loads((only_record(tmp_path) / "summary.json").read_text())["interrupted_at"]
     assert interrupted_at < 12
     resumed = run_cli(
-        *SHORT, *paths(tmp_path), "protocol.checkpoint_every=12", env={"RESDEG_CIFAR_ROOT": str(cifar_root)}
+        *SHORT, *paths(tmp_path), "protocol.checkpoint_every=12", env={"RESDEG_CIFAR_ROOT": str(small_cifar)}
     )
     assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-3000:]
     assert f"resuming at iteration {interrupted_at}" in resumed.stdout + resumed.stderr
@@ -397,16 +396,16 @@ def test_a_run_stopped_before_its_first_periodic_checkpoint_keeps_one_last_ckpt_
     assert names == ["epoch=0-step=24.ckpt", "last.ckpt"], names  # the latest periodic one and last
 
 
-def test_a_kill_without_warning_costs_at_most_checkpoint_minutes(cifar_root, tmp_path, twin_history):
+def test_a_kill_without_warning_costs_at_most_checkpoint_minutes(small_cifar, tmp_path, twin_history):
     """checkpoint_minutes=0 writes last.ckpt at every iteration's end. With no periodic
     checkpoint in the run (checkpoint_every=100 > 24 iterations), a SIGKILL at iteration 10
     resumes from where it was killed (at most one iteration back), not from scratch, and writes its twin's history."""
     extra = ("protocol.checkpoint_every=100", "checkpoint_minutes=0")
-    process = start_run(tmp_path, cifar_root, *extra)
+    process = start_run(tmp_path, small_cifar, *extra)
     read_until(process, "it 10/24")
     process.send_signal(signal.SIGKILL)
     process.wait()
-    resumed = run_cli(*SHORT, *paths(tmp_path), *extra, env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    resumed = run_cli(*SHORT, *paths(tmp_path), *extra, env={"RESDEG_CIFAR_ROOT": str(small_cifar)})
     assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-3000:]
     summary = json.loads((only_record(tmp_path) / "summary.json").read_text())
     # iteration 10 is printed before its checkpoint is written: the kill may find the one of 9
@@ -419,7 +418,7 @@ def test_a_kill_without_warning_costs_at_most_checkpoint_minutes(cifar_root, tmp
     )
 
 
-def test_nan_loss_marks_the_run_diverged_and_the_sweep_goes_on(cifar_root, tmp_path):
+def test_nan_loss_marks_the_run_diverged_and_the_sweep_goes_on(small_cifar, tmp_path):
     # lr 1e8 makes the loss of the first run overflow for real; the second run is sane
     result = run_cli(
         "--multirun",
@@ -427,7 +426,7 @@ def test_nan_loss_marks_the_run_diverged_and_the_sweep_goes_on(cifar_root, tmp_p
         *paths(tmp_path),
         "protocol.iterations=10",
         "protocol.schedule.base_lr=1e8,0.05",
-        env={"RESDEG_CIFAR_ROOT": str(cifar_root)},
+        env={"RESDEG_CIFAR_ROOT": str(small_cifar)},
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     statuses = sorted(json.loads(p.read_text())["status"] for p in (tmp_path / "results").rglob("summary.json"))
@@ -598,21 +597,21 @@ def test_downloaded_archive_with_wrong_checksum_is_removed(tmp_path, monkeypatch
     assert not (tmp_path / "root" / "cifar-10-python.tar.gz").exists()
 
 
-def test_sigterm_during_the_final_evaluation_is_honoured_and_the_run_resumes_to_complete(cifar_root, tmp_path):
+def test_sigterm_during_the_final_evaluation_is_honoured_and_the_run_resumes_to_complete(small_cifar, tmp_path):
     """A signal that lands in the evaluation of the last iteration (after the loop's last
     training step) still ends in last.ckpt and an interrupted record, not a record left running;
     the same command then redoes that evaluation and completes the run."""
     extra = ["protocol.iterations=12", "protocol.eval_every=12"]
-    process = start_run(tmp_path, cifar_root, *extra)
-    printed = read_until(process, "it 12/12")  # the progress line of the last iteration: its evaluation starts now
-    process.send_signal(signal.SIGTERM)
-    output = printed + process.communicate(timeout=120)[0]
+    process, marker = start_held_in_evaluation(tmp_path, small_cifar, 12, *extra)
+    process.send_signal(signal.SIGTERM)  # inside the evaluation of the last iteration, for certain
+    marker.unlink()
+    output = process.communicate(timeout=120)[0]
     assert process.returncode == 2, output[-3000:]
     assert "SIGTERM received: stopped at iteration 12" in output
     summary = json.loads((only_record(tmp_path) / "summary.json").read_text())
     assert summary["status"] == "interrupted" and summary["interrupted_at"] == 12
     assert list((tmp_path / "experiments" / "checkpoints").rglob("last.ckpt"))
-    again = run_cli(*SHORT, *paths(tmp_path), *extra, env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    again = run_cli(*SHORT, *paths(tmp_path), *extra, env={"RESDEG_CIFAR_ROOT": str(small_cifar)})
     assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
     summary = json.loads((only_record(tmp_path) / "summary.json").read_text())
     assert (
@@ -622,18 +621,18 @@ def test_sigterm_during_the_final_evaluation_is_honoured_and_the_run_resumes_to_
     )
 
 
-def test_a_small_tmpdir_does_not_stop_checkpointing(cifar_root, tmp_path, small_disk):
+def test_a_small_tmpdir_does_not_stop_checkpointing(small_cifar, tmp_path, small_disk):
     """A cluster node's small local /tmp: checkpoints are staged beside their destination, not
     in TMPDIR (Lightning's writer staged them there and failed with a bare Errno 28)."""
     tmpdir = small_disk("256k", "tmpdir")
-    process = start_run(tmp_path, cifar_root, env={"TMPDIR": str(tmpdir)})
+    process = start_run(tmp_path, small_cifar, env={"TMPDIR": str(tmpdir)})
     output, _ = process.communicate(timeout=600)
     assert process.returncode == 0, output[-3000:]
     assert json.loads((only_record(tmp_path) / "summary.json").read_text())["status"] == "complete"
 
 
 def test_a_full_checkpoint_disk_interrupts_the_run_in_one_line_and_the_relaunch_resumes_exactly(
-    cifar_root, tmp_path, small_disk, twin_history
+    small_cifar, tmp_path, small_disk, twin_history
 ):
     """Room for two checkpoints of ResNet-8 (0.63 MB each) but not a third: the third is refused
     with one line naming the folder, the record is interrupted (not failed), the last.ckpt
@@ -641,7 +640,7 @@ def test_a_full_checkpoint_disk_interrupts_the_run_in_one_line_and_the_relaunch_
     from conftest import remount
 
     disk = small_disk("1600k", "checkpoints")
-    process = start_run(tmp_path, cifar_root, f"paths.checkpoints={disk}")
+    process = start_run(tmp_path, small_cifar, f"paths.checkpoints={disk}")
     output, _ = process.communicate(timeout=600)
     assert process.returncode == 2, output[-3000:]
     assert f"cannot write a checkpoint in {disk}" in output and "No space left on device" in output
@@ -650,18 +649,18 @@ def test_a_full_checkpoint_disk_interrupts_the_run_in_one_line_and_the_relaunch_
     assert summary["status"] == "interrupted" and summary["interrupted_at"] < 24
     assert not list(disk.rglob("*.tmp"))  # the refused write left nothing behind
     remount(disk, "size=64m")
-    process = start_run(tmp_path, cifar_root, f"paths.checkpoints={disk}")
+    process = start_run(tmp_path, small_cifar, f"paths.checkpoints={disk}")
     output, _ = process.communicate(timeout=600)
     assert process.returncode == 0 and "resuming at iteration" in output, output[-3000:]
     pd.testing.assert_frame_equal(sorted_history(only_record(tmp_path)), twin_history)
 
 
-def test_a_read_only_checkpoint_disk_is_refused_before_anything_is_recorded(cifar_root, tmp_path, small_disk):
+def test_a_read_only_checkpoint_disk_is_refused_before_anything_is_recorded(small_cifar, tmp_path, small_disk):
     from conftest import remount
 
     disk = small_disk("16m", "checkpoints")
     remount(disk, "ro")
-    process = start_run(tmp_path, cifar_root, f"paths.checkpoints={disk}")
+    process = start_run(tmp_path, small_cifar, f"paths.checkpoints={disk}")
     output, _ = process.communicate(timeout=600)
     assert process.returncode == 2, output[-3000:]
     assert f"cannot write a checkpoint in {disk}" in output and "Read-only file system" in output

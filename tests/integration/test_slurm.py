@@ -23,7 +23,7 @@ CPU_CLUSTER = ["hydra.launcher.gpus_per_node=0", "hydra.launcher.partition=cpu"]
 
 
 def tiny(iterations: int, every: int, arch: str = "plain,residual") -> list[str]:
-    """Depth-8 nets at batch 32 on real CIFAR-10, checkpointed and evaluated every ``every``."""
+    """Depth-8 nets at batch 32 (on conftest.small_cifar), checkpointed and evaluated every ``every``."""
     return [
         f"model.arch={arch}",
         "model.depth=8",
@@ -38,9 +38,12 @@ def tiny(iterations: int, every: int, arch: str = "plain,residual") -> list[str]
     ]
 
 
-def sweep(slurm, tmp: Path, args: list[str], target: str = "sweep-degradation", *make_vars: str) -> subprocess.Popen:
-    """`make sweep-degradation LAUNCHER=slurm` (or another sweep) in the background, as a user starts it."""
-    env = {**slurm.env, "PYTHONUNBUFFERED": "1", "RESDEG_CIFAR_ROOT": os.environ.get("RESDEG_CIFAR_ROOT", "")}
+def sweep(
+    slurm, tmp: Path, args: list[str], target: str = "sweep-degradation", *make_vars: str, data: Path | None = None
+) -> subprocess.Popen:
+    """`make sweep-degradation LAUNCHER=slurm` (or another sweep) in the background, as a user
+    starts it, its CIFAR-10 in ``data``."""
+    env = {**slurm.env, "PYTHONUNBUFFERED": "1", "RESDEG_CIFAR_ROOT": str(data or "")}
     return subprocess.Popen(
         [
             "make",
@@ -107,23 +110,23 @@ def history(tmp: Path, name: str) -> str:
     return path.read_text()
 
 
-def twin(cifar_root, tmp: Path, args: list[str]) -> Path:
+def twin(small_cifar, tmp: Path, args: list[str]) -> Path:
     """The same run uninterrupted, trained here without SLURM: the history a stopped run must equal."""
     done = run_cli(
-        "protocol=cifar_quick", *args, *paths(tmp), "logger=none", env={"RESDEG_CIFAR_ROOT": str(cifar_root)}
+        "protocol=cifar_quick", *args, *paths(tmp), "logger=none", env={"RESDEG_CIFAR_ROOT": str(small_cifar)}
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return tmp
 
 
 def test_a_cpu_cluster_sweep_survives_a_hard_scancel_names_it_and_the_same_command_resumes_it(
-    slurm, cifar_root, tmp_path
+    slurm, small_cifar, tmp_path
 ):
     """Two array tasks, submitted with the two CPU-cluster overrides only. Task 0 is cancelled
     mid-run (`scancel`: SIGTERM, then SIGKILL): task 1 still completes, the sweep ends naming
     task 0 and exits 2; the same command again resumes task 0 from its checkpoint and skips task 1."""
     args = tiny(iterations=150, every=50)
-    process = sweep(slurm, tmp_path, args)
+    process = sweep(slurm, tmp_path, args, data=small_cifar)
     job, _ = wait_for_line(tmp_path, 0, r"plain-8 it (6\d|[7-9]\d|1[0-4]\d)/150", process)
     subprocess.run(["scancel", job], env=slurm.env, check=True)
     output = finish(slurm, process)
@@ -136,7 +139,7 @@ def test_a_cpu_cluster_sweep_survives_a_hard_scancel_names_it_and_the_same_comma
     stopped_at = first["plain-8"]["interrupted_at"]
     assert 60 <= stopped_at < 150 and "SIGTERM" in first["plain-8"]["message"]  # checkpointed where it stood
 
-    relaunched = sweep(slurm, tmp_path, args)
+    relaunched = sweep(slurm, tmp_path, args, data=small_cifar)
     again = finish(slurm, relaunched)
     assert relaunched.returncode == 0 and "Traceback" not in again and "did not complete" not in again, again[-4000:]
     second = records(tmp_path)
@@ -146,13 +149,13 @@ def test_a_cpu_cluster_sweep_survives_a_hard_scancel_names_it_and_the_same_comma
 
 
 def test_submitits_warning_signal_checkpoints_where_the_run_stands_and_the_requeued_job_equals_its_twin(
-    slurm, cifar_root, tmp_path
+    slurm, small_cifar, tmp_path
 ):
     """`scancel --signal=USR2`, what submitit sends before a time limit or a pre-emption: the run
     saves last.ckpt at the current iteration, is marked interrupted (by its signal's name), submitit
     requeues the job, and it resumes there and completes with its uninterrupted twin's history."""
     args = tiny(iterations=150, every=50, arch="residual")
-    process = sweep(slurm, tmp_path / "slurm", args)
+    process = sweep(slurm, tmp_path / "slurm", args, data=small_cifar)
     job, _ = wait_for_line(tmp_path / "slurm", 0, r"resnet-8-A it (6\d|[7-9]\d|1[0-4]\d)/150", process)
     subprocess.run(["scancel", "--signal=USR2", job], env=slurm.env, check=True)
     output = finish(slurm, process)
@@ -165,17 +168,17 @@ def test_submitits_warning_signal_checkpoints_where_the_run_stands_and_the_reque
     assert stopped_at % 50, "stopped at a periodic checkpoint: the signal's own checkpoint was not used"
     (summary,) = records(tmp_path / "slurm").values()
     assert summary["status"] == "complete" and summary["resumed_at_iterations"] == [stopped_at]
-    twin(cifar_root, tmp_path / "twin", args)
+    twin(small_cifar, tmp_path / "twin", args)
     assert history(tmp_path / "slurm", "resnet-8-A") == history(tmp_path / "twin", "resnet-8-A")
 
 
-def test_a_job_that_reaches_its_time_limit_is_requeued_resumed_and_completes(slurm, cifar_root, tmp_path):
+def test_a_job_that_reaches_its_time_limit_is_requeued_resumed_and_completes(slurm, small_cifar, tmp_path):
     """A 2-minute limit with submitit's warning 60 s before it (SLURM sends it 30 to 60 s into the
     job), on a run sized to about 120 s of training at the pace a probe run measured here: the
     limit lands mid-run at least once, even where the job trains twice as fast as the probe did
     (the suite's other workers load the machine unevenly); each time the job is requeued
     (max_num_timeout) and resumes; the run completes."""
-    probe = twin(cifar_root, tmp_path / "probe", tiny(iterations=120, every=120, arch="residual"))
+    probe = twin(small_cifar, tmp_path / "probe", tiny(iterations=120, every=120, arch="residual"))
     (measured,) = records(probe).values()
     iterations = max(300, int(measured["train_images_per_s"] / 32 * 120))
     args = [
@@ -183,7 +186,7 @@ def test_a_job_that_reaches_its_time_limit_is_requeued_resumed_and_completes(slu
         "hydra.launcher.timeout_min=2",
         "hydra.launcher.signal_delay_s=60",
     ]
-    output = finish(slurm, sweep(slurm, tmp_path / "slurm", args), timeout=900)
+    output = finish(slurm, sweep(slurm, tmp_path / "slurm", args, data=small_cifar), timeout=900)
     log = job_log(tmp_path / "slurm", 0).read_text()
     assert "Traceback" not in output and "did not complete" not in output, output[-3000:] + log[-3000:]
     stops = [int(i) for i in re.findall(r"SIGUSR2 received: stopped at iteration (\d+)", log)]

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import REPO, paths, run_cli
 
-# ResNet-8/20 on real CIFAR-10 at batch 32: seconds per run on two cores.
+# ResNet-8 at batch 32 on the small CIFAR-10 (conftest.small_cifar): seconds per run on two cores.
 TINY = [
     "protocol=cifar_quick",
     "protocol.batch_size=32",
@@ -31,7 +31,7 @@ def summaries(tmp: Path) -> dict[str, dict]:
 
 
 # -- W&B ----------------------------------------------------------------------------------
-def test_two_job_multirun_makes_two_wandb_runs_with_names_groups_tags_config_and_history(cifar_root, tmp_path):
+def test_two_job_multirun_makes_two_wandb_runs_with_names_groups_tags_config_and_history(small_cifar, tmp_path):
     from resdeg.tracking.wandb_files import offline_runs
 
     result = run_cli(
@@ -42,7 +42,7 @@ def test_two_job_multirun_makes_two_wandb_runs_with_names_groups_tags_config_and
         *TINY,
         *paths(tmp_path),
         "logger=wandb",
-        env={"RESDEG_CIFAR_ROOT": str(cifar_root), "WANDB_MODE": "offline", "WANDB_API_KEY": ""},
+        env={"RESDEG_CIFAR_ROOT": str(small_cifar), "WANDB_MODE": "offline", "WANDB_API_KEY": ""},
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "upload later with `wandb sync" in result.stdout + result.stderr
@@ -81,7 +81,7 @@ def test_two_job_multirun_makes_two_wandb_runs_with_names_groups_tags_config_and
         assert run.metrics["test/error"] == {"step_metric": "trainer/global_step", "summary": ["min", "last"]}
 
 
-def test_runs_of_two_settings_never_share_a_wandb_group_and_wandb_dir_is_honoured(cifar_root, tmp_path):
+def test_runs_of_two_settings_never_share_a_wandb_group_and_wandb_dir_is_honoured(small_cifar, tmp_path):
     """Two runs that differ only in the learning rate are two report sets, so two W&B groups
     (one group averaged them into one line); the W&B files go where WANDB_DIR says."""
     from resdeg.tracking.wandb_files import offline_runs
@@ -94,7 +94,7 @@ def test_runs_of_two_settings_never_share_a_wandb_group_and_wandb_dir_is_honoure
         *paths(tmp_path),
         "logger=wandb",
         env={
-            "RESDEG_CIFAR_ROOT": str(cifar_root),
+            "RESDEG_CIFAR_ROOT": str(small_cifar),
             "WANDB_MODE": "offline",
             "WANDB_API_KEY": "",
             "WANDB_DIR": str(tmp_path / "wandb-dir"),
@@ -111,7 +111,7 @@ def test_runs_of_two_settings_never_share_a_wandb_group_and_wandb_dir_is_honoure
     assert not (tmp_path / "experiments" / "wandb").exists()
 
 
-def test_wandb_runs_come_back_into_results_format(cifar_root, tmp_path):
+def test_wandb_runs_come_back_into_results_format(small_cifar, tmp_path):
     """The import command reads the real offline files W&B wrote and rebuilds the record."""
     from resdeg.report import load_results
     from resdeg.tracking.wandb_import import main as wandb_import
@@ -122,7 +122,7 @@ def test_wandb_runs_come_back_into_results_format(cifar_root, tmp_path):
         *paths(tmp_path),
         "logger=wandb",
         "logger.mode=offline",
-        env={"RESDEG_CIFAR_ROOT": str(cifar_root)},
+        env={"RESDEG_CIFAR_ROOT": str(small_cifar)},
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert wandb_import([str(tmp_path / "experiments" / "wandb"), "--results", str(tmp_path / "imported")]) == 0
@@ -138,7 +138,7 @@ def test_wandb_runs_come_back_into_results_format(cifar_root, tmp_path):
 
 
 # -- launchers ----------------------------------------------------------------------------
-def test_parallel_launcher_runs_two_jobs_side_by_side_to_complete_records(cifar_root, tmp_path):
+def test_parallel_launcher_runs_two_jobs_side_by_side_to_complete_records(small_cifar, tmp_path):
     import os
 
     pids = tmp_path / "pids"
@@ -153,7 +153,7 @@ def test_parallel_launcher_runs_two_jobs_side_by_side_to_complete_records(cifar_
         "+hydra.callbacks.pids._target_=pid_callback.ProcessIds",
         f"+hydra.callbacks.pids.path={pids}",
         env={
-            "RESDEG_CIFAR_ROOT": str(cifar_root),
+            "RESDEG_CIFAR_ROOT": str(small_cifar),
             "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]),
         },
     )
@@ -170,7 +170,7 @@ def test_parallel_launcher_runs_two_jobs_side_by_side_to_complete_records(cifar_
 
 
 def test_a_parallel_sweep_of_one_job_at_a_time_runs_its_jobs_in_a_worker_not_in_the_sweeps_process(
-    cifar_root, tmp_path
+    small_cifar, tmp_path
 ):
     """n_jobs 1 (one GPU that holds one run; here launch.cpu_jobs=1): joblib would run the jobs
     inside the launching process; they run one after another in one worker process instead."""
@@ -188,7 +188,7 @@ def test_a_parallel_sweep_of_one_job_at_a_time_runs_its_jobs_in_a_worker_not_in_
         "+hydra.callbacks.pids._target_=pid_callback.ProcessIds",
         f"+hydra.callbacks.pids.path={pids}",
         env={
-            "RESDEG_CIFAR_ROOT": str(cifar_root),
+            "RESDEG_CIFAR_ROOT": str(small_cifar),
             "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]),
         },
     )
@@ -236,7 +236,7 @@ def test_sweep_deep_gives_the_seeds_to_resnet_110_and_trains_one_resnet_1202(tmp
 
 # -- re-launch ----------------------------------------------------------------------------
 def test_relaunched_sweep_skips_the_finished_run_resumes_the_killed_one_and_starts_the_missing_one(
-    cifar_root, tmp_path
+    small_cifar, tmp_path
 ):
     sweep = [
         "--multirun",
@@ -252,7 +252,7 @@ def test_relaunched_sweep_skips_the_finished_run_resumes_the_killed_one_and_star
         "layer_responses=false",
         *paths(tmp_path),
     ]
-    env = {**os.environ, "RESDEG_CIFAR_ROOT": str(cifar_root), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "RESDEG_CIFAR_ROOT": str(small_cifar), "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "resdeg.train", *sweep],
         cwd=REPO,
@@ -282,7 +282,7 @@ def test_relaunched_sweep_skips_the_finished_run_resumes_the_killed_one_and_star
     assert sorted((r["seed"], r["status"]) for r in before.values()) == [(0, "complete"), (1, "running")]
     first_record = {p: p.read_text() for p in (tmp_path / "results").rglob("*seed0*/*")}
 
-    again = run_cli(*sweep, env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    again = run_cli(*sweep, env={"RESDEG_CIFAR_ROOT": str(small_cifar)})
     output = again.stdout + again.stderr
     assert again.returncode == 0, output[-3000:]
     # said before the first job: what it will do, and how long it takes at the pace seed 0 measured
@@ -303,7 +303,7 @@ def test_relaunched_sweep_skips_the_finished_run_resumes_the_killed_one_and_star
     assert history.query("split == 'train' and metric == 'error'").iteration.tolist() == list(range(5, 45, 5))
 
 
-def test_a_sweep_job_that_cannot_run_lets_the_next_job_run_and_the_sweep_exits_2(cifar_root, tmp_path):
+def test_a_sweep_job_that_cannot_run_lets_the_next_job_run_and_the_sweep_exits_2(small_cifar, tmp_path):
     """Job 0's run is being trained by another live process (its lock is held here): job 0
     reports it, job 1 still trains to a complete record, and the sweep's exit status (2) and
     last lines say that a job did not complete."""
@@ -315,12 +315,12 @@ def test_a_sweep_job_that_cannot_run_lets_the_next_job_run_and_the_sweep_exits_2
 
     overrides = ["model.depth=8", *TINY, *paths(tmp_path)]
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[*overrides, "seed=0", f"data.root={cifar_root}"])
+        cfg = compose(config_name="config", overrides=[*overrides, "seed=0", f"data.root={small_cifar}"])
     locked = RunFolders.of(cfg, run_identity(cfg)).record
     lock = RunLock(locked)
     lock.acquire()
     try:
-        result = run_cli("--multirun", "seed=0,1", *overrides, env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+        result = run_cli("--multirun", "seed=0,1", *overrides, env={"RESDEG_CIFAR_ROOT": str(small_cifar)})
     finally:
         lock.release()
     output = result.stdout + result.stderr

@@ -1,4 +1,5 @@
-"""End-to-end: real CIFAR-10 training runs and sweeps through the user's entry point."""
+"""End-to-end: training runs and sweeps through the user's entry point (one on the real CIFAR-10,
+where learning is what is tested; the others on conftest.small_cifar)."""
 
 import json
 from pathlib import Path
@@ -44,7 +45,7 @@ def test_short_real_training_run_learns(cifar_root, tmp_path):
     assert not list((tmp_path / "results").rglob("*.ckpt"))
 
 
-def test_sweep_over_two_configs_writes_two_complete_records(cifar_root, tmp_path):
+def test_sweep_over_two_configs_writes_two_complete_records(small_cifar, tmp_path):
     overrides = [
         "--multirun",
         "experiment=degradation_cifar",
@@ -59,7 +60,7 @@ def test_sweep_over_two_configs_writes_two_complete_records(cifar_root, tmp_path
         f"paths.results={tmp_path / 'results'}",
         f"paths.experiments={tmp_path / 'experiments'}",
     ]
-    result = run_cli(*overrides, env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    result = run_cli(*overrides, env={"RESDEG_CIFAR_ROOT": str(small_cifar)})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     runs = records(tmp_path / "results")
     assert sorted(r["name"] for r in runs) == ["plain-20", "resnet-20-A"]
@@ -71,13 +72,13 @@ def test_sweep_over_two_configs_writes_two_complete_records(cifar_root, tmp_path
 
     # Re-launching the same sweep skips the complete runs and changes nothing.
     before = {p: p.read_text() for p in (tmp_path / "results").rglob("*.json")}
-    again = run_cli(*overrides, env={"RESDEG_CIFAR_ROOT": str(cifar_root)})
+    again = run_cli(*overrides, env={"RESDEG_CIFAR_ROOT": str(small_cifar)})
     assert again.returncode == 0
     assert (again.stdout + again.stderr).count("complete record exists") == 2
     assert {p: p.read_text() for p in (tmp_path / "results").rglob("*.json")} == before
 
 
-def test_changing_log_every_changes_no_training(cifar_root, tmp_path):
+def test_changing_log_every_changes_no_training(small_cifar, tmp_path):
     """The until_error warm-up (ResNet-110's) is checked on its own cadence, not at log_every:
     two runs that differ only in log_every train identically."""
     histories = []
@@ -93,7 +94,7 @@ def test_changing_log_every_changes_no_training(cifar_root, tmp_path):
             "protocol.eval_every=12",
             "protocol.checkpoint_every=12",
             "layer_responses=false",
-            f"data.root={cifar_root}",
+            f"data.root={small_cifar}",
             f"paths.results={tmp_path / str(log_every)}",
             f"paths.experiments={tmp_path / 'e' / str(log_every)}",
         )
@@ -114,7 +115,7 @@ class _Terminal:
         return True
 
 
-def test_a_training_step_reads_nothing_from_the_device(cifar_root, tmp_path):
+def test_a_training_step_reads_nothing_from_the_device(small_cifar, tmp_path):
     """No host read of a device value (.item(), float(t), .tolist(), a copy to the CPU...) inside
     a training step that neither closes a logging interval nor evaluates nor checkpoints: on a GPU
     each such read makes Python wait for the device. Counted on CPU by HostReadsPerIteration, with
@@ -132,7 +133,7 @@ def test_a_training_step_reads_nothing_from_the_device(cifar_root, tmp_path):
         "protocol.log_every=8",
         "protocol.eval_every=12",
         "protocol.checkpoint_every=12",
-        f"data.root={cifar_root}",
+        f"data.root={small_cifar}",
     )
     parts = build_parts(cfg)
     recorder = RunRecorder(tmp_path / "record", {"run_id": "resnet-8-A_seed0_x"}, "")
@@ -157,8 +158,8 @@ def test_a_training_step_reads_nothing_from_the_device(cifar_root, tmp_path):
     assert sorted(pd.read_csv(tmp_path / "record" / "signals.csv").iteration.unique()) == [0, 12, 24]
 
 
-def test_an_evaluation_reads_its_sums_from_the_device_once_not_per_batch(cifar_root, tmp_path):
-    """The evaluation's loss and error sums stay on the device: 10 batches of the test set make
+def test_an_evaluation_reads_its_sums_from_the_device_once_not_per_batch(small_cifar, tmp_path):
+    """The evaluation's loss and error sums stay on the device: 10 batches of a test set make
     no host read each (on a GPU each .item() makes Python wait), the sums are read once at the end."""
     from resdeg.build import build_parts, build_trainer
     from resdeg.training.host_reads import HostReadCounter
@@ -166,8 +167,9 @@ def test_an_evaluation_reads_its_sums_from_the_device_once_not_per_batch(cifar_r
     cfg = compose_config(
         "model.depth=8",
         "protocol=cifar_quick",
-        f"data.root={cifar_root}",
+        f"data.root={small_cifar}",
         "gradient_signals=false",
+        "data.eval_batch_size=25",  # the small CIFAR-10's 250 test images in 10 batches
     )
     parts = build_parts(cfg)
     trainer = build_trainer(cfg, logger=False, default_root_dir=str(tmp_path), enable_progress_bar=False)
