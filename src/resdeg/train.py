@@ -46,13 +46,14 @@ def train(cfg: DictConfig) -> dict:
     Under DDP every process runs this function; only the first (rank 0) holds the lock and
     writes the record, and it decides whether the run resumes.
     """
+    check_config(cfg)  # a bad value stops here, before anything is written (and before Lightning is imported)
+
     import lightning.pytorch as pl
 
     from resdeg.launch.ddp import ddp_job
     from resdeg.launch.gpu_slots import job_devices
     from resdeg.training.checkpoint_io import check_checkpoint_folder
 
-    check_config(cfg)  # a bad value stops here, before anything is written
     identity = run_identity(cfg)
     folders = RunFolders.of(cfg, identity)
     first_process = process_rank() == 0
@@ -142,7 +143,7 @@ def main(cfg: DictConfig) -> None:
         log.error(f"error: {exc}")
         # one job of a sweep that cannot run (locked, data missing...) lets the others go on, and
         # the sweep exits 2 at its end (resdeg.launch.sweep_outcome); a stopped run stops the sweep
-        if isinstance(exc, RunStopped) or not note_job_not_complete(exc, write=process_rank() == 0):
+        if isinstance(exc, RunStopped) or not note_job_not_complete(exc, lambda: process_rank() == 0):
             sys.exit(2)
 
 

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import IMAGENET_TINY, REPO
+from conftest import IMAGENET_TINY, REPO, SMALL_CROPS
 
 
 def free_port() -> int:
@@ -72,6 +72,7 @@ def srun(overrides: list[str], job_id: int, tasks: int = 2, timeout: int = 240) 
 def test_srun_ranks_resume_from_one_checkpoint_and_skip_a_complete_record_together(imagenet_tree, tmp_path):
     overrides = [
         *IMAGENET_TINY,
+        *SMALL_CROPS,
         "protocol.iterations=4",
         "protocol.checkpoint_every=2",
         "protocol.eval_every=2",
@@ -111,6 +112,7 @@ def test_sigterm_to_one_ddp_process_stops_every_process_with_one_checkpoint(imag
     the signalled process stopped alone and the other waited in the checkpoint's collective."""
     overrides = [
         *IMAGENET_TINY,
+        *SMALL_CROPS,
         "protocol.iterations=400",
         "protocol.checkpoint_every=2",
         "protocol.eval_every=400",

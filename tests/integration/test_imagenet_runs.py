@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import IMAGENET_TINY, run_cli, write_imagenet_tree
+from conftest import IMAGENET_TINY, SMALL_CROPS, run_cli, write_imagenet_tree
 
 
 @pytest.mark.parametrize(
@@ -93,6 +93,7 @@ def test_short_run_writes_curves_and_ten_crop_errors(imagenet_tree, tmp_path):
 def test_both_imagenet_sweeps_complete_when_shortened(imagenet_tree, tmp_path):
     common = [
         *IMAGENET_TINY[1:],
+        *SMALL_CROPS,
         "protocol.iterations=2",
         "protocol.eval_every=2",
         "protocol.checkpoint_every=2",
@@ -150,6 +151,7 @@ def test_ddp_on_cpu_with_two_processes_keeps_the_global_batch_and_two_jobs_of_a_
     result = run_cli(
         "--multirun",
         *IMAGENET_TINY,
+        *SMALL_CROPS,
         f"data.root={imagenet_tree}",
         "model.depth=18",
         "model.arch=plain,residual",
@@ -185,6 +187,7 @@ def test_ddp_training_steps_make_one_collective_every_ten_iterations_and_none_be
     counts.mkdir()
     result = run_cli(
         *IMAGENET_TINY,
+        *SMALL_CROPS,
         f"data.root={imagenet_tree}",
         "model.depth=18",
         "trainer=ddp",

@@ -32,9 +32,10 @@ def test_cli_draws_each_protocol_separately_and_skips_a_torn_record(degraded, ca
     assert (degraded / "tables" / "table6_cifar10_quick.tex").read_text().startswith("\\begin{table}")
 
 
-def test_report_on_real_short_runs(cifar_root, tmp_path):
-    """Records written by real training runs (plain-8 and ResNet-8 on real CIFAR-10) go
-    through the report: the table's number is the record's, the figure has both runs."""
+def test_report_on_real_short_runs(small_cifar, tmp_path):
+    """Records written by real training runs (plain-8 and ResNet-8, on conftest.small_cifar: what
+    is tested is the records, not the data) go through the report: the table's number is the
+    record's, the figure has both runs."""
     import json
 
     from conftest import run_cli
@@ -51,7 +52,7 @@ def test_report_on_real_short_runs(cifar_root, tmp_path):
         "protocol.schedule.warmup_iterations=2",
         f"paths.results={tmp_path / 'results'}",
         f"paths.experiments={tmp_path / 'exp'}",
-        env={"RESDEG_CIFAR_ROOT": str(cifar_root)},
+        env={"RESDEG_CIFAR_ROOT": str(small_cifar)},
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert report_main(["all", "--results", str(tmp_path / "results")]) == 0
@@ -62,7 +63,9 @@ def test_report_on_real_short_runs(cifar_root, tmp_path):
     assert (tmp_path / "results" / "figures" / "fig7_cifar10_quick-8.png").is_file()
     table = pd.read_csv(tmp_path / "results" / "tables" / "table6_cifar10_quick-8.csv")  # quick-<iterations>
     assert table["method"].tolist()[0] == "ResNet-8" and table["runs"].tolist() == [1, 0, 0, 0, 0, 0, 0]
-    assert float(table["test error % (ours)"][0]) == pytest.approx(resnet["final"]["test_error"], abs=0.005)
+    # the number, then a note such as "(did not train)" where 8 iterations left the net at chance
+    ours = str(table["test error % (ours)"][0]).split()[0]
+    assert float(ours) == pytest.approx(resnet["final"]["test_error"], abs=0.005)
     assert pd.isna(table["paper, 64k iterations (reference only)"][0])  # the paper has no 8-layer net
     verdict = (tmp_path / "results" / "tables" / "degradation_verdict_quick-8.md").read_text()
     assert "fewer than two depths complete (8)" in verdict and "Missing from the sweep: plain-20" in verdict

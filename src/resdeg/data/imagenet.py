@@ -167,7 +167,6 @@ def decoding_workers(
 
 
 class ImageNetDataModule(pl.LightningDataModule):
-    input_size = (3, 224, 224)
     top5 = True  # the tables give top-1 and top-5 error
     has_test_crops = True  # the 10-crop evaluation of the tables runs after training
 
@@ -197,6 +196,12 @@ class ImageNetDataModule(pl.LightningDataModule):
         self.mean_images, self.cache_dir, self.seed = mean_images, Path(cache_dir), seed
         self.num_workers = num_workers
         self.mean_image: torch.Tensor | None = None
+
+    @property
+    def input_size(self) -> tuple[int, int, int]:
+        # the paper's 224x224 crop, or the crop a config chose (the mean image and the
+        # multiply-adds count follow it)
+        return (3, self.crop, self.crop)
 
     eval_split_names = ["val"]
 

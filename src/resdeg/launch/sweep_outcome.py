@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
@@ -16,9 +17,10 @@ log = logging.getLogger("resdeg")
 NOT_COMPLETE_FILE = "jobs_not_complete.txt"
 
 
-def note_job_not_complete(error: Exception, write: bool = True) -> bool:
+def note_job_not_complete(error: Exception, first_process: Callable[[], bool] = lambda: True) -> bool:
     """In a job of a multirun, note that it did not complete (and why) for the sweep's end
-    (``write``: the first process of a DDP job notes it, the others return the same);
+    (``first_process()``: the first process of a DDP job notes it, the others return the same;
+    asked only in a multirun, so a refused single run never waits for Lightning's import);
     False outside a multirun, where the error ends the process at once."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -26,7 +28,7 @@ def note_job_not_complete(error: Exception, write: bool = True) -> bool:
     if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
         return False
     hydra_cfg = HydraConfig.get()
-    if write:
+    if first_process():
         write_job_not_complete(Path(hydra_cfg.sweep.dir), hydra_cfg.job.num, hydra_cfg.overrides.task, error)
     return True
 

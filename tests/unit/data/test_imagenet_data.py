@@ -49,6 +49,13 @@ def test_training_views_are_224_crops_with_the_mean_image_subtracted(imagenet_tr
     assert len(list((tmp_path / "cache").glob("imagenet_mean_*.pt"))) == 1  # computed once, cached
 
 
+def test_a_smaller_crop_sizes_the_mean_image_and_the_input_with_it(imagenet_tree, tmp_path):
+    dm = datamodule(imagenet_tree, tmp_path, scale=(40, 56), crop=32, eval_resize=36)
+    assert dm.input_size == (3, 32, 32) and dm.mean_image.shape == (3, 32, 32)
+    images, _ = next(iter(dm.train_dataloader()))
+    assert images.shape == (4, 3, 32, 32)
+
+
 def test_ten_crop_view_is_corners_centre_and_flips(imagenet_tree, tmp_path):
     dm = datamodule(imagenet_tree, tmp_path)
     crops, label = dm.val_10crop_set[0]
