@@ -39,7 +39,11 @@ UNIT = Path(__file__).resolve().parent / "unit"
 # the tests' nets are small, so two one-thread runs side by side beat one two-thread run.
 # A session or module fixture is built once per worker: the tests of one that stands for a
 # cluster or a whole training run share a worker (--dist loadgroup), so it is built once.
-SHARED_ON_ONE_WORKER = {"slurm": "slurm", "twin_record": "resilience twin"}
+SHARED_ON_ONE_WORKER = {
+    "slurm": "slurm",
+    "twin_record": "resilience twin",
+    "resnet8_on_real_cifar": "ResNet-8 on real CIFAR-10",
+}
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = "1"  # the runs the tests start
     import torch
