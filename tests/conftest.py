@@ -41,7 +41,6 @@ UNIT = Path(__file__).resolve().parent / "unit"
 # cluster or a whole training run share a worker (--dist loadgroup), so it is built once.
 SHARED_ON_ONE_WORKER = {
     "slurm": "slurm",
-    "twin_record": "resilience twin",
     "resnet8_on_real_cifar": "ResNet-8 on real CIFAR-10",
 }
 if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -140,6 +139,40 @@ def compose_config(*overrides: str):
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         return compose(config_name="config", overrides=list(overrides))
+
+
+def train_here(*overrides: str, env: dict | None = None) -> str:
+    """The run ``run_cli(*overrides, env=env)`` starts, trained in this process instead
+    (resdeg.train.train, what the CLI calls, after the CLI's console.quiet_libraries): for the
+    runs whose command line is not what a test is about (twins, resumes, refusals), as a new
+    process spends seconds importing torch and Lightning first. Returns what the run logged; a
+    refusal raises its ResdegError."""
+    import logging
+    import warnings
+    from unittest import mock
+
+    import torch
+
+    from resdeg.console import quiet_libraries
+    from resdeg.train import train
+
+    logged: list[str] = []
+    catch = logging.Handler(logging.INFO)
+    catch.emit = lambda record: logged.append(record.getMessage())
+    logger = logging.getLogger("resdeg")
+    level = logger.level
+    deterministic = torch.are_deterministic_algorithms_enabled()  # trainer.deterministic sets it process-wide
+    logger.addHandler(catch)
+    logger.setLevel(logging.INFO)
+    try:
+        with warnings.catch_warnings(), mock.patch.dict(os.environ, env or {}):
+            quiet_libraries()  # Lightning's resume warnings, false here, filtered as the CLI filters them
+            train(compose_config(*overrides))
+    finally:
+        logger.removeHandler(catch)
+        logger.setLevel(level)
+        torch.use_deterministic_algorithms(deterministic)
+    return "\n".join(logged)
 
 
 # config values the checks refuse, each with the start of its one-line message (resdeg.config_checks)

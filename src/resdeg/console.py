@@ -38,6 +38,9 @@ def quiet_libraries() -> None:
     # tests/integration/test_resilience.py resumes mid-epoch and equals the uninterrupted twin)
     warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
     warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended before the epoch ended")
+    # and a run resumed from another folder (a fresh clone of an in-flight run, make sweep-paper-20):
+    # Lightning's best-k bookkeeping is not reloaded, which this harness never reads
+    warnings.filterwarnings("ignore", message=r"The dirpath has changed from")
     # Lightning's hint to prepend srun, given wherever srun is installed (every cluster login
     # node): a run outside a SLURM job is local by choice, and hydra/launcher=slurm submits with srun
     warnings.filterwarnings("ignore", message=r"The `srun` command is available on your system but is not used")

@@ -38,23 +38,21 @@ def test_report_on_real_short_runs(small_cifar, tmp_path):
     record's, the figure has both runs."""
     import json
 
-    from conftest import run_cli
+    from conftest import paths, train_here
 
-    result = run_cli(
-        "--multirun",
-        "model.arch=plain,residual",
-        "model.depth=8",
-        "protocol=cifar_quick",
-        "protocol.batch_size=32",
-        "protocol.iterations=8",
-        "protocol.log_every=2",
-        "protocol.eval_every=4",
-        "protocol.schedule.warmup_iterations=2",
-        f"paths.results={tmp_path / 'results'}",
-        f"paths.experiments={tmp_path / 'exp'}",
-        env={"RESDEG_CIFAR_ROOT": str(small_cifar)},
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for arch in ("plain", "residual"):
+        train_here(
+            f"model.arch={arch}",
+            "model.depth=8",
+            "protocol=cifar_quick",
+            "protocol.batch_size=32",
+            "protocol.iterations=8",
+            "protocol.log_every=2",
+            "protocol.eval_every=4",
+            "protocol.schedule.warmup_iterations=2",
+            *paths(tmp_path),
+            env={"RESDEG_CIFAR_ROOT": str(small_cifar)},
+        )
     assert report_main(["all", "--results", str(tmp_path / "results")]) == 0
     resnet = json.loads(next((tmp_path / "results").rglob("resnet-8-A_*/summary.json")).read_text())
     assert resnet["evaluations"] == 2 and resnet["eval_seconds"] > 0  # what the test curve cost
