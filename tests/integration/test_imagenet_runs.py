@@ -27,15 +27,17 @@ def test_a_missing_or_malformed_tree_gives_one_clear_message(tmp_path, mutate, m
     """The message is the run's one error line (the CLI prints a ResdegError so, exit 2:
     test_cli_refusals.py); the run is refused in this process, before any record is written."""
     root = mutate(write_imagenet_tree(tmp_path / "imagenet", train_per_class=1, val_per_class=1))
-    with pytest.raises(ResdegError, match=re.escape(message)):
+    with pytest.raises(ResdegError, match=re.escape(message)) as refused:
         train_here(*IMAGENET_TINY, f"data.root={root}", "model.depth=18", *paths(tmp_path))
+    assert "\n" not in str(refused.value)
     assert not list((tmp_path / "results").rglob("summary.json"))
 
 
 def test_class_count_must_match_the_model(tmp_path):
     root = write_imagenet_tree(tmp_path / "imagenet", train_per_class=1, val_per_class=1)
-    with pytest.raises(ResdegError, match="set data.num_classes=3"):
+    with pytest.raises(ResdegError, match="set data.num_classes=3") as refused:
         train_here(*IMAGENET_TINY, "data.num_classes=1000", f"data.root={root}", *paths(tmp_path))
+    assert "\n" not in str(refused.value)
 
 
 # -- training, the 10-crop evaluation, sweeps, DDP --------------------------------------------
