@@ -27,8 +27,9 @@ pytest_plugins = ["fake_records"]
 
 # The two tiers mirror the folders: tests/unit/<package folder>/ tests one part of the package
 # in-process, in seconds; tests/integration/ runs it as users do (the CLI, make, real CIFAR-10,
-# SLURM, LaTeX, a built wheel) and is marked `slow` (pyproject.toml). `make test-fast` runs the
-# unit tier, `make test` both. A unit test that asks for the real data or a cluster belongs in
+# SLURM, LaTeX, a built wheel; whole runs whose command line is not the point train in the test's
+# process, train_here) and is marked `slow` (pyproject.toml). `make test-fast` runs the unit tier,
+# `make test` both. A unit test that asks for the real data or a cluster belongs in
 # integration/: collection says so.
 SLOW_FIXTURES = ("cifar_root", "slurm")
 INTEGRATION = Path(__file__).resolve().parent / "integration"
