@@ -24,8 +24,8 @@ from resdeg import ResdegError
     ],
 )
 def test_a_missing_or_malformed_tree_gives_one_clear_message(tmp_path, mutate, message):
-    """The message is the run's one error line (the CLI prints a ResdegError so, exit 2:
-    test_cli_refusals.py); the run is refused in this process, before any record is written."""
+    """Refused in this process, before any record is written, with one line (which the CLI prints
+    as its error and exits 2: test_cli_refusals.py)."""
     root = mutate(write_imagenet_tree(tmp_path / "imagenet", train_per_class=1, val_per_class=1))
     with pytest.raises(ResdegError, match=re.escape(message)) as refused:
         train_here(*IMAGENET_TINY, f"data.root={root}", "model.depth=18", *paths(tmp_path))

@@ -7,20 +7,18 @@ from conftest import BAD, run_cli, write_cifar_folder
 
 @pytest.mark.parametrize("override,message", BAD, ids=[b[0] for b in BAD])
 def test_a_bad_value_is_refused_with_one_message_before_anything_is_written(tmp_path, override, message):
-    from conftest import compose_config
+    from conftest import train_here
     from resdeg import ResdegError
-    from resdeg.train import train
 
     data = write_cifar_folder(tmp_path / "data")
-    cfg = compose_config(
-        "protocol=cifar_quick",
-        f"data.root={data}",
-        f"paths.results={tmp_path / 'results'}",
-        f"paths.experiments={tmp_path / 'exp'}",
-        override,
-    )
     with pytest.raises(ResdegError) as refused:
-        train(cfg)
+        train_here(
+            "protocol=cifar_quick",
+            f"data.root={data}",
+            f"paths.results={tmp_path / 'results'}",
+            f"paths.experiments={tmp_path / 'exp'}",
+            override,
+        )
     assert message in str(refused.value) and "\n" not in str(refused.value)
     assert not (tmp_path / "results").exists() and not (tmp_path / "exp").exists()  # nothing written, nothing marked
 
